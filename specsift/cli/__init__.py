@@ -1,0 +1,1 @@
+"""Command line: one module per verb, each exposing ``register(subparsers)``; main wires them."""

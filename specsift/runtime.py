@@ -1,0 +1,53 @@
+"""Process-wide choices: logging, progress bars, the torch device and seeding."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+
+import numpy as np
+
+__all__ = ["configure_logging", "progress", "resolve_device", "seed_everything"]
+
+logger = logging.getLogger("specsift")
+
+
+def configure_logging(verbosity: int = 0) -> None:
+    """Send specsift's log records to stderr; ``verbosity`` 0 = INFO, 1+ = DEBUG, -1 = WARNING."""
+    level = logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                           "%H:%M:%S"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def progress(iterable=None, **kwargs):
+    """A tqdm progress bar that stays quiet when stderr is not a terminal or SPECSIFT_QUIET is set."""
+    from tqdm.auto import tqdm
+
+    disable = kwargs.pop("disable", None)
+    if disable is None:
+        disable = bool(os.environ.get("SPECSIFT_QUIET")) or not sys.stderr.isatty()
+    return tqdm(iterable, disable=disable, **kwargs)
+
+
+def resolve_device(device: str = "auto"):
+    """Map ``auto`` to CUDA when a GPU is present, else CPU; pass explicit names through."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch so that a run is reproducible from its seed."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
