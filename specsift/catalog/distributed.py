@@ -1,0 +1,190 @@
+"""Score a store in fixed chunks, locally or spread over Dask workers / accelerate processes.
+
+The store rows are cut into chunks of ``chunk_size`` consecutive rows *independently of the
+number of workers*; each chunk is scored with the same batches wherever it runs and lands in its
+own part file. Merging the parts in chunk order therefore gives a catalogue identical to a
+single-process run, and a killed run (of any scheduler) resumes from the parts already written.
+
+Dask is the engine for CPU workers (a local cluster, or an existing one via its address);
+accelerate for several GPUs (``accelerate launch --num_processes N -m specsift.cli.main score
+... --scheduler accelerate``): each process scores every N-th pending chunk on its own device and
+the main process merges.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import sha256_file
+from ..runtime import progress
+from .classify import StarGalaxyRule
+from .writer import CatalogParts, write_catalog
+
+__all__ = ["ScoreJob", "score_catalog", "SCHEDULERS"]
+
+logger = logging.getLogger("specsift.catalog")
+
+SCHEDULERS = ("none", "dask", "accelerate")
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """Everything a worker needs to score chunks: plain paths and numbers, cheap to ship."""
+
+    store: str
+    galaxy_model: str
+    star_model: str
+    out: str
+    batch_size: int = 512
+    chunk_size: int = 8192
+    device: str = "cpu"
+    torch_threads: int = 0  # 0: leave torch's default
+
+    @property
+    def parts(self) -> CatalogParts:
+        return CatalogParts(self.out, self.fingerprint())
+
+    def fingerprint(self) -> dict:
+        """The inputs that determine the scores: parts computed from other inputs are not reused."""
+        return {"store": str(Path(self.store).resolve()), "n_rows": len(_open_store(self.store)),
+                "galaxy_model": _model_hashes(self.galaxy_model),
+                "star_model": _model_hashes(self.star_model),
+                "batch_size": self.batch_size, "chunk_size": self.chunk_size}
+
+    def chunk_rows(self, chunk: int, n_rows: int) -> np.ndarray:
+        return np.arange(chunk * self.chunk_size, min((chunk + 1) * self.chunk_size, n_rows),
+                         dtype=np.int64)
+
+
+def _model_hashes(path: str) -> dict:
+    """sha256 of every weight file of a model directory (identifies the exact model)."""
+    return {p.name: sha256_file(p) for p in sorted(Path(path).glob("*.safetensors"))}
+
+
+@functools.lru_cache(maxsize=4)
+def _open_store(path: str):
+    from ..store import SpectraStore
+
+    return SpectraStore(path)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_models(galaxy: str, star: str, device: str):
+    from .scoring import SurveyModel
+
+    return SurveyModel.load(galaxy, device), SurveyModel.load(star, device)
+
+
+def _score_chunk(job: ScoreJob, chunk: int, device: str | None = None) -> int:
+    """Score one chunk and write its part file; runs in whichever process the scheduler picks."""
+    import torch
+
+    from ..runtime import resolve_device
+    from .scoring import score_rows
+
+    if job.torch_threads:
+        torch.set_num_threads(job.torch_threads)
+    device = str(resolve_device(device or job.device))
+    store = _open_store(job.store)
+    galaxy, star = _load_models(job.galaxy_model, job.star_model, device)
+    rows = job.chunk_rows(chunk, len(store))
+    CatalogParts(job.out).write(chunk, score_rows(store, galaxy, star, rows,
+                                                      job.batch_size, device))
+    return chunk
+
+
+def _run_local(job: ScoreJob, pending: list[int]) -> None:
+    for chunk in progress(pending, desc="score", unit="chunk"):
+        _score_chunk(job, chunk)
+
+
+def _run_dask(job: ScoreJob, pending: list[int], workers: int, address: str | None) -> None:
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    if address:
+        client, cluster = Client(address), None
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    try:
+        futures = client.map(_score_chunk, [job] * len(pending), pending, pure=False)
+        for future in progress(as_completed(futures), total=len(futures), desc="score", unit="chunk"):
+            future.result()  # re-raises a worker's exception here
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _run_accelerate(job: ScoreJob, pending: list[int]) -> bool:
+    """Score this process's share; True on the main process (which then merges)."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    mine = pending[state.process_index::state.num_processes]
+    logger.info("accelerate process %d/%d: %d chunks on %s", state.process_index,
+                state.num_processes, len(mine), state.device)
+    for chunk in mine:
+        _score_chunk(job, chunk, device=str(state.device))
+    state.wait_for_everyone()
+    return state.is_main_process
+
+
+def score_catalog(job: ScoreJob, workers: int = 1, scheduler: str = "none",
+                  rule: StarGalaxyRule | None = None, address: str | None = None) -> Path | None:
+    """Score every object of ``job.store`` and write the catalogue ``job.out``; resumable.
+
+    Returns the catalogue path (None on non-main accelerate processes).
+    """
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+    rule = rule or StarGalaxyRule()
+    store = _open_store(job.store)
+    n_rows = len(store)
+    n_chunks = -(-n_rows // job.chunk_size)
+    parts = job.parts
+    if scheduler == "accelerate":
+        from accelerate import PartialState
+
+        state = PartialState()
+        if state.is_main_process:
+            parts.prepare()
+        state.wait_for_everyone()  # nobody lists the parts before the main process vetted them
+    else:
+        parts.prepare()
+    pending = sorted(set(range(n_chunks)) - parts.done())
+    logger.info("scoring %d objects in %d chunks (%d to do) with scheduler=%s", n_rows, n_chunks,
+                len(pending), scheduler)
+    if scheduler == "dask" and pending:
+        _run_dask(job, pending, workers, address)
+    elif scheduler == "accelerate":
+        if not _run_accelerate(job, pending):
+            return None
+    else:
+        _run_local(job, pending)
+    return _merge(job, parts, n_chunks, store, rule)
+
+
+def _merge(job: ScoreJob, parts: CatalogParts, n_chunks: int, store, rule: StarGalaxyRule) -> Path:
+    from .scoring import assemble_catalog
+
+    table = assemble_catalog(parts.read(n_chunks), store.meta, rule)
+    metadata = {"STORE": str(Path(job.store).resolve()),
+                "GALMODEL": str(Path(job.galaxy_model).resolve()),
+                "STARMODL": str(Path(job.star_model).resolve()),
+                "SURVEY": str(getattr(store, "survey", "")),
+                "SCORE": "OUTLIER_SCORE = -LOGP_GALAXY (flow log-density of the galaxy latents)",
+                "MODELS": json.dumps({"galaxy": _model_hashes(job.galaxy_model),
+                                      "star": _model_hashes(job.star_model)}),
+                **rule.metadata()}
+    out = write_catalog(table, job.out, metadata)
+    parts.remove()
+    return out
+

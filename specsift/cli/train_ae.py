@@ -1,0 +1,70 @@
+"""``specsift train-ae``: train the spectrum autoencoder on an ingested store."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+__all__ = ["register"]
+
+logger = logging.getLogger("specsift.models")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train-ae", help="train the spectrum autoencoder on a store",
+        description="Train a SPENDER-style autoencoder in two phases (fidelity, then fidelity + "
+                    "similarity + consistency) with early stopping on the validation split. "
+                    "MODEL_DIR receives autoencoder.safetensors, config.json (with the sha256), "
+                    "training_log.jsonl and checkpoint.pt (for --resume).")
+    parser.add_argument("store", type=Path, help="store folder written by `specsift ingest`")
+    parser.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR")
+    parser.add_argument("--latents", type=int, default=6, help="latent dimensions S (default 6)")
+    parser.add_argument("--size", choices=("small", "paper"), default="small",
+                        help="small: CPU in minutes; paper: SPENDER widths for GPUs")
+    parser.add_argument("--epochs", type=int, default=30, help="total epochs of both phases")
+    parser.add_argument("--phase1-fraction", type=float, default=0.6,
+                        help="share of the epochs spent on phase 1 (fidelity only)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    parser.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
+    parser.add_argument("--similarity-weight", type=float, default=1.0)
+    parser.add_argument("--consistency-weight", type=float, default=1.0)
+    parser.add_argument("--z-max", type=float, default=None,
+                        help="highest redshift the model covers (default: from the training split)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda...")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--distributed", action="store_true",
+                        help="data-parallel through accelerate (start with `accelerate launch`)")
+    parser.add_argument("--resume", action="store_true", help="continue a killed run from its checkpoint")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..models.training import AutoencoderTrainer, redshift_range
+    from ..store import SpectraStore
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    store = SpectraStore(args.store)
+    z_range = None
+    if args.z_max is not None:
+        import numpy as np
+
+        z_min = redshift_range(np.asarray(store.meta["Z"]))[0]
+        z_range = (z_min, args.z_max)
+    trainer = AutoencoderTrainer(
+        latents=args.latents, size=args.size, epochs=args.epochs,
+        phase1_fraction=args.phase1_fraction, batch_size=args.batch_size, lr=args.lr,
+        patience=args.patience, similarity_weight=args.similarity_weight,
+        consistency_weight=args.consistency_weight, z_range=z_range, seed=args.seed,
+        device=args.device, distributed=args.distributed)
+    trainer.fit(store, args.out, resume=args.resume)
+    last = trainer.history_[-1] if trainer.history_ else {}
+    logger.info("model written to %s (last epoch: validation reduced chi2 %.3f)", args.out,
+                last.get("val_reduced_chi2", float("nan")))
+    return 0

@@ -1,0 +1,47 @@
+"""Shared loop for surveys that write one spectrum per file (SDSS/BOSS, LAMOST).
+
+Such surveys put every file on one global log-lambda grid, so a chunk of files becomes one
+:class:`~specsift.Spectra` by placing each spectrum at its pixel offset. Chunking bounds memory
+however many files a survey has.
+"""
+
+from __future__ import annotations
+
+from itertools import islice
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+from astropy.table import Table
+
+from ..errors import SpecsiftInputError
+from ..runtime import progress
+from ..spectra import Spectra
+from . import expand_paths
+from .grids import Grid
+
+__all__ = ["iter_files", "require_vacuum", "FILES_PER_CHUNK"]
+
+FILES_PER_CHUNK = 2048
+
+ReadOne = Callable[[Path], tuple[tuple[int, np.ndarray, np.ndarray, np.ndarray], dict]]
+
+
+def iter_files(paths, read_one: ReadOne, grid: Grid, survey: str,
+               files_per_chunk: int = FILES_PER_CHUNK) -> Iterator[Spectra]:
+    """Yield a Spectra per chunk of files; ``read_one(path)`` gives ``(offset, flux, ivar, bad)``
+    and a meta dict holding at least ``ID`` and ``Z``."""
+    files = iter(progress(expand_paths(paths), desc=f"{survey} spectra", unit="file"))
+    while chunk := list(islice(files, files_per_chunk)):
+        rows = [read_one(path) for path in chunk]
+        flux, ivar, mask = grid.stack([r[0] for r in rows], path_of=lambda i: chunk[i])
+        meta = Table(rows=[r[1] for r in rows])
+        yield Spectra(grid.wave, flux, ivar, mask, np.asarray(meta["Z"], np.float64),
+                      np.asarray(meta["ID"]), meta, survey)
+
+
+def require_vacuum(head, path, survey: str) -> None:
+    """Refuse air wavelengths: converting them would move pixels off the vacuum log grid."""
+    if head.get("VACUUM", True) is False:
+        raise SpecsiftInputError(f"{survey} wavelengths are in air (VACUUM = F); specsift reads "
+                                 f"vacuum wavelengths only", path)

@@ -1,0 +1,135 @@
+"""Assemble what RSCA trains and evaluates on: catalogues, samples and censored spectra matrices.
+
+Spectra are streamed from disk in batches and only the rows of the selected stars are kept,
+as float32 with NaN for censored pixels (error above the threshold, APOGEE bad pixels,
+interstellar windows). On the standard 8575-pixel apStar grid only the pixels of the three
+ASPCAP chip ranges are kept (7214), since the rest is never observed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SpecsiftInputError
+from ..io.apogee import ASPCAP_CHIPS, ERROR_THRESHOLD, iter_batches
+from ..io.catalogs import abundance_matrix, read_allstar, read_occam
+from .ism_windows import window_mask
+from ..preprocess.stellar_samples import SampleConfig, StellarSamples, select_samples
+
+__all__ = ["SpectraMatrix", "load_spectra", "RSCAData", "load_rsca_data", "chip_pixels"]
+
+logger = logging.getLogger("specsift.metric")
+
+
+def chip_pixels(n_pix: int) -> np.ndarray:
+    """Pixels worth modelling: the ASPCAP chip ranges on the 8575-pixel grid, else all."""
+    if n_pix == 8575:
+        return np.concatenate([np.arange(a, b) for a, b in ASPCAP_CHIPS])
+    return np.arange(n_pix)
+
+
+@dataclass
+class SpectraMatrix:
+    """Censored spectra of chosen stars: ``flux`` (N, P) with NaN where censored."""
+
+    flux: np.ndarray
+    error: np.ndarray | None
+    wave: np.ndarray
+    ids: np.ndarray
+    pixels: np.ndarray          # columns of the file grid kept
+
+
+def load_spectra(paths, ids, error_threshold: float = ERROR_THRESHOLD, windows=(),
+                 with_errors: bool = False, batch_size: int = 4096) -> SpectraMatrix:
+    """Stream spectra files and keep the rows of ``ids`` (in that order) as a censored matrix.
+
+    Raises :class:`SpecsiftInputError` naming the first missing id, or the file, row and id
+    of a star whose every pixel is censored.
+    """
+    ids = np.asarray(ids).astype(str)
+    position = {star: i for i, star in enumerate(ids)}
+    flux = error = wave = pixels = None
+    found = np.zeros(len(ids), bool)
+    for batch in iter_batches(paths, batch_size=batch_size, error_threshold=error_threshold):
+        if flux is None:
+            pixels = chip_pixels(len(batch.wave))
+            wave = batch.wave[pixels]
+            flux = np.full((len(ids), len(pixels)), np.nan, np.float32)
+            error = np.full_like(flux, np.nan) if with_errors else None
+            window = window_mask(wave, windows)
+        rows = np.array([position.get(str(s), -1) for s in batch.ids])
+        take = np.flatnonzero(rows >= 0)
+        if not len(take):
+            continue
+        bad = batch.mask[take][:, pixels] | window
+        empty = np.flatnonzero(bad.all(1))
+        if len(empty):
+            j = take[empty[0]]
+            raise SpecsiftInputError("every pixel of this spectrum is censored",
+                                     batch.meta["FILENAME"][j], int(batch.meta["ROW"][j]),
+                                     batch.ids[j])
+        flux[rows[take]] = np.where(bad, np.nan, batch.flux[take][:, pixels])
+        if with_errors:
+            error[rows[take]] = np.where(bad, np.nan, 1.0 / np.sqrt(batch.ivar[take][:, pixels]))
+        found[rows[take]] = True
+    if flux is None:
+        raise SpecsiftInputError("no spectra found", str(paths))
+    if not found.all():
+        missing = ids[~found]
+        raise SpecsiftInputError(f"{len(missing)} catalogue star(s) have no spectrum in the "
+                                 f"spectra files, e.g. APOGEE_ID {missing[0]}", str(paths))
+    logger.info("loaded %d spectra x %d pixels, %.1f%% censored", len(ids), len(pixels),
+                100 * np.isnan(flux).mean())
+    return SpectraMatrix(flux, error, wave, ids, pixels)
+
+
+@dataclass
+class RSCAData:
+    """Field and member samples with their spectra or abundances, RVs and extinctions."""
+
+    samples: StellarSamples
+    field: np.ndarray            # (N_field, P) spectra (NaN censored) or (N_field, S) abundances
+    members: np.ndarray
+    field_errors: np.ndarray | None
+    member_errors: np.ndarray | None
+    wave: np.ndarray | None
+
+    @property
+    def clusters(self) -> np.ndarray:
+        return self.samples.clusters
+
+    def rv_ak(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(member VHELIO, member AK, field VHELIO, field AK) for the doppelganger cut."""
+        mv, fv = self.samples.column("VHELIO_AVG")
+        ma, fa = self.samples.column("AK_TARG")
+        return mv, ma, fv, fa
+
+
+def load_rsca_data(allstar: str | Path, occam: str | Path, spectra=None, abundances=None,
+                   config: SampleConfig | None = None, error_threshold: float = ERROR_THRESHOLD,
+                   windows=(), with_errors: bool = False) -> RSCAData:
+    """Read the catalogues, select the samples, and load spectra or abundance vectors.
+
+    Exactly one of ``spectra`` (paths) and ``abundances`` (a tuple of species) is used.
+    """
+    config = config or SampleConfig()
+    if abundances:
+        config.require_member_abundances = True
+    table = read_allstar(allstar)
+    samples = select_samples(table, read_occam(occam), config)
+    if abundances:
+        values = abundance_matrix(table, abundances).astype(np.float32)
+        return RSCAData(samples, values[samples.field], values[samples.members], None, None, None)
+    if spectra is None:
+        raise ValueError("give spectra files or abundance species")
+    ids = np.asarray(table["APOGEE_ID"])
+    matrix = load_spectra(spectra, ids[samples.rows], error_threshold, windows, with_errors)
+    n_mem = len(samples.members)
+    err = matrix.error
+    return RSCAData(samples, matrix.flux[n_mem:], matrix.flux[:n_mem],
+                    None if err is None else err[n_mem:], None if err is None else err[:n_mem],
+                    matrix.wave)

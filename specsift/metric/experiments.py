@@ -1,0 +1,243 @@
+"""The experiments of de Mijolla & Ness (2022) as functions writing a table and a figure each.
+
+* ``table1``: leave-one-cluster-out (LOCO) rate when keeping the top-N scaled dimensions.
+* ``fig2``: rate against the PPCA dimension K, with and without cross-validation.
+* ``fig4``: spectra vs all abundances vs an abundance subset, each raw, scaled and transformed.
+* ``fig5``: expected LOCO rate against the number of training clusters.
+* ``fig9``: per-cluster histograms of sibling and field distances in the RSCA space.
+* ``appendix_a``: interstellar windows from high-extinction residuals.
+
+The expensive step (the PPCA of the field spectra) runs once, at the largest K; smaller K use
+the truncated model (:meth:`PPCA.truncated`). Everything after it is K x K algebra, so each
+experiment takes seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_path
+from ..preprocess.stellar_samples import DEFAULT_SPECIES, SUBSET_SPECIES, SampleConfig
+from .dataset import RSCAData, load_rsca_data
+from .doppelganger import doppelganger_rate, loco_evaluate
+from .ism_windows import apply_windows, find_ism_windows
+from .ppca import PPCA
+from .rsca import LatentMetric
+
+__all__ = ["Context", "build_context", "run_report", "EXPERIMENTS", "write_table"]
+
+logger = logging.getLogger("specsift.metric")
+
+
+@dataclass
+class Context:
+    """Shared inputs of the experiments: samples, fitted PPCA and its latents."""
+
+    data: RSCAData
+    ppca: PPCA
+    z_field: np.ndarray
+    z_members: np.ndarray
+    allstar: str
+    occam: str
+    seed: int
+    truth: str | None = None
+    windows: object = None
+
+    def rv_ak(self):
+        return self.data.rv_ak()
+
+    def loco(self, z_field=None, z_members=None, data: RSCAData | None = None, **kw):
+        data = data or self.data
+        return loco_evaluate(self.z_field if z_field is None else z_field,
+                             self.z_members if z_members is None else z_members,
+                             data.clusters, *data.rv_ak(), empty="skip", **kw)
+
+    def plain(self, z_field, z_members, data: RSCAData | None = None):
+        """No-CV rate of a fixed representation (no training involved)."""
+        data = data or self.data
+        mv, ma, fv, fa = data.rv_ak()
+        stacked = np.concatenate([z_members, z_field])
+        labels = np.concatenate([data.clusters, np.full(len(z_field), "")])
+        return doppelganger_rate(stacked, labels, labels == "", np.concatenate([mv, fv]),
+                                 np.concatenate([ma, fa]), empty="skip")
+
+
+def build_context(allstar, occam, spectra, n_components: int = 30, seed: int = 0,
+                  truth=None, device: str = "cpu", detect_windows: bool = True) -> Context:
+    """Load the samples, censor interstellar windows (App. A) and fit the field PPCA once."""
+    data = load_rsca_data(allstar, occam, spectra=spectra, config=SampleConfig())
+    windows = None
+    if detect_windows:
+        windows = find_ism_windows(data.field, data.samples.column("AK_TARG")[1], data.wave,
+                                   random_state=seed)
+        for matrix in (data.field, data.members):
+            apply_windows(matrix, data.wave, windows.windows)
+    ppca = PPCA(n_components=n_components, random_state=seed, device=device).fit(data.field)
+    return Context(data, ppca, ppca.transform(data.field).astype(np.float64),
+                   ppca.transform(data.members).astype(np.float64), str(allstar), str(occam),
+                   seed, truth, windows)
+
+
+def write_table(rows: list[dict], path: Path) -> Path:
+    """Write rows as CSV (and the same rows as JSON beside it), atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with atomic_path(path.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(rows, indent=1))
+    return path
+
+
+def table1(ctx: Context, out: Path) -> list[Path]:
+    """LOCO rate keeping the top-N dimensions (Table 1 of the paper)."""
+    from ..plots.rsca import plot_top_n
+
+    k = ctx.z_field.shape[1]
+    rows = [{"n_dims": n, "loco_rate": ctx.loco(n_dims=n).global_rate}
+            for n in sorted({1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, k} - {0}) if n <= k]
+    return [write_table(rows, out / "table1_top_n.csv"), plot_top_n(rows, out / "table1_top_n.png")]
+
+
+def fig2(ctx: Context, out: Path) -> list[Path]:
+    """Rate against K, with LOCO and without cross-validation (Fig. 2)."""
+    from ..plots.rsca import plot_rate_vs_k
+
+    data = ctx.data
+    rows = []
+    for k in [k for k in (2, 5, 10, 15, 20, 25, 30, 40, 50) if k <= ctx.ppca.n_components]:
+        sub = ctx.ppca if k == ctx.ppca.n_components else ctx.ppca.truncated(k)
+        zf, zm = sub.transform(data.field), sub.transform(data.members)
+        full = LatentMetric().fit(zf, zm, data.clusters)
+        rows.append({"k": k, "loco_rate": ctx.loco(zf, zm).global_rate,
+                     "no_cv_rate": ctx.plain(full.transform(zf), full.transform(zm)).global_rate})
+    return [write_table(rows, out / "fig2_rate_vs_k.csv"), plot_rate_vs_k(rows, out / "fig2_rate_vs_k.png")]
+
+
+def _abundance_data(ctx: Context, species) -> RSCAData:
+    return load_rsca_data(ctx.allstar, ctx.occam, abundances=tuple(species),
+                          config=SampleConfig())
+
+
+def fig4(ctx: Context, out: Path) -> list[Path]:
+    """Spectra, all abundances and an abundance subset: raw, scaled, fully transformed (Fig. 4)."""
+    from ..plots.rsca import plot_representations
+
+    inputs = [("spectra", ctx.data, ctx.z_field, ctx.z_members)]
+    for name, species in (("all_abundances", DEFAULT_SPECIES),
+                          ("abundance_subset", SUBSET_SPECIES)):
+        data = _abundance_data(ctx, species)
+        inputs.append((name, data, data.field.astype(np.float64),
+                       data.members.astype(np.float64)))
+    rows = []
+    for name, data, zf, zm in inputs:
+        rows.append({"input": name, "raw": ctx.plain(zf, zm, data).global_rate,
+                     "scaled": ctx.loco(zf, zm, data, metric=LatentMetric(False, False)).global_rate,
+                     "rsca": ctx.loco(zf, zm, data).global_rate,
+                     "n_field": len(zf), "n_members": len(zm)})
+    if ctx.truth:
+        rows.append(dict(_oracle_row(ctx), input="true_abundances_oracle"))
+    return [write_table(rows, out / "fig4_representations.csv"),
+            plot_representations(rows, out / "fig4_representations.png")]
+
+
+def _oracle_row(ctx: Context) -> dict:
+    """Plain rate of the true abundances of a mock (the floor; evaluation only)."""
+    from ..io.catalogs import read_allstar
+    from astropy.io import fits
+
+    with fits.open(ctx.truth) as hdul:
+        truth = hdul[1].data
+        true_ids = np.char.strip(np.asarray(truth["APOGEE_ID"]).astype(str))
+        elements = [e.strip() for e in hdul[1].header.get("ORACLE", "").split(",") if e.strip()]
+        true_xh = np.asarray(truth["X_H"], np.float64)
+    table = read_allstar(ctx.allstar)
+    names = list(table.meta["ELEMENTS"])
+    index = [names.index(e) for e in (elements or DEFAULT_SPECIES) if e in names]
+    position = {s: i for i, s in enumerate(true_ids)}
+    ids = np.asarray(table["APOGEE_ID"])
+    s = ctx.data.samples
+    zf = true_xh[[position[i] for i in ids[s.field]]][:, index]
+    zm = true_xh[[position[i] for i in ids[s.members]]][:, index]
+    rate = ctx.plain(zf, zm).global_rate
+    return {"raw": rate, "scaled": np.nan, "rsca": np.nan, "n_field": len(zf),
+            "n_members": len(zm)}
+
+
+def fig5(ctx: Context, out: Path, draws: int = 5) -> list[Path]:
+    """Expected LOCO rate against the number of training clusters (Fig. 5)."""
+    from ..plots.rsca import plot_training_clusters
+
+    names = np.unique(ctx.data.clusters)
+    rng = np.random.default_rng(ctx.seed)
+    rows = []
+    sizes = sorted({n for n in (2, 3, 4, 6, 8, 10, 12, 15, 18, 21, len(names) - 1)
+                    if 2 <= n <= len(names) - 1})
+    for n in sizes:
+        rates = []
+        for _ in range(draws if n < len(names) - 1 else 1):
+            train = {c: list(rng.choice(names[names != c], n, replace=False)) for c in names}
+            rates.append(ctx.loco(train_clusters=train).global_rate)
+        rows.append({"n_training_clusters": n, "mean_rate": float(np.mean(rates)),
+                     "std_rate": float(np.std(rates)), "draws": len(rates)})
+    return [write_table(rows, out / "fig5_training_clusters.csv"),
+            plot_training_clusters(rows, out / "fig5_training_clusters.png")]
+
+
+def fig9(ctx: Context, out: Path) -> list[Path]:
+    """Per-cluster histograms of sibling and field distances in the LOCO RSCA space (Fig. 9)."""
+    from ..plots.rsca import plot_distance_histograms
+
+    result = ctx.loco(keep_distances=True)
+    rows = [{"cluster": name, "members": result.sizes[name], "rate": result.per_cluster[name],
+             "median_sibling_distance": float(np.median(sib)),
+             "median_field_distance": float(np.median(fld)), "field_pairs": len(fld)}
+            for name, (sib, fld) in result.distances.items()]
+    return [write_table(rows, out / "fig9_distances.csv"),
+            plot_distance_histograms(result.distances, result.per_cluster,
+                                     out / "fig9_distances.png")]
+
+
+def appendix_a(ctx: Context, out: Path) -> list[Path]:
+    """Interstellar windows found in the residuals of high-extinction stars (Appendix A)."""
+    from ..plots.rsca import plot_ism_residual
+
+    found = ctx.windows or find_ism_windows(ctx.data.field, ctx.data.samples.column("AK_TARG")[1],
+                                            ctx.data.wave, random_state=ctx.seed)
+    rows = [{"window_start": lo, "window_end": hi, "centre": c}
+            for (lo, hi), c in zip(found.windows, found.centres)] or \
+        [{"window_start": np.nan, "window_end": np.nan, "centre": np.nan}]
+    with atomic_path(out / "appendix_a_ism.json") as tmp:
+        tmp.write_text(json.dumps(found.to_dict(), indent=1))
+    return [write_table(rows, out / "appendix_a_windows.csv"),
+            plot_ism_residual(found, out / "appendix_a_ism.png")]
+
+
+EXPERIMENTS = {"table1": table1, "fig2": fig2, "fig4": fig4, "fig5": fig5, "fig9": fig9,
+               "appendix_a": appendix_a}
+
+
+def run_report(allstar, occam, spectra, out, truth=None, n_components: int = 30, seed: int = 0,
+               only=None, device: str = "cpu") -> list[Path]:
+    """Run the experiments (all, or those named in ``only``); returns the files written."""
+    unknown = set(only or ()) - set(EXPERIMENTS)
+    if unknown:
+        raise ValueError(f"unknown experiment(s) {', '.join(sorted(unknown))}; choose from "
+                         f"{', '.join(EXPERIMENTS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = build_context(allstar, occam, spectra, n_components, seed, truth, device)
+    written: list[Path] = []
+    for name, experiment in EXPERIMENTS.items():
+        if only and name not in only:
+            continue
+        logger.info("experiment %s", name)
+        written.extend(experiment(ctx, out))
+    return written

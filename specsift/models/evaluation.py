@@ -1,0 +1,98 @@
+"""How good is a trained autoencoder: fidelity per split and redshift invariance of its latents.
+
+Definitions (Liang et al. 2023): the fidelity loss is eq. (1), ``1/2 sum w r^2 / P`` averaged over
+objects; the reduced chi-square is ``sum w r^2 / sum n_good`` pooled over the split's objects (1
+for a perfect model with correct errors); the invariance ratio is the mean latent distance between
+random pairs of objects over the mean distance between each object and a copy of it moved to
+another redshift (the paper reaches 21).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .augment import redshift_copy
+from .inference import check_grid, encode_batches
+from .inputs import clean_batch
+
+__all__ = ["split_metrics", "invariance_ratio", "evaluate"]
+
+SPLITS = ("train", "validation", "test")
+
+
+def split_metrics(autoencoder, store, batch_size: int = 512, device="cpu") -> dict:
+    """Fidelity loss and reduced chi-square of each split, over unflagged objects, in one pass."""
+    n_pix = len(store.wave)
+    sums = {s: np.zeros(4) for s in SPLITS}  # fidelity sum, chi2 sum, n_good sum, objects
+    chi2_all = {s: [] for s in SPLITS}
+    flagged = {s: 0 for s in SPLITS}
+    split_of = np.asarray(store.meta["SPLIT"])
+    for batch in encode_batches(autoencoder, store, batch_size=batch_size, device=device):
+        ok = batch["flag"] == 0
+        chi2_sum = np.where(ok, batch["chi2"] * batch["n_good"], 0.0)
+        splits = split_of[batch["row"]]
+        for s in SPLITS:
+            sel = splits == s
+            flagged[s] += int((sel & ~ok).sum())
+            sel &= ok
+            sums[s] += [0.5 * chi2_sum[sel].sum() / n_pix, chi2_sum[sel].sum(),
+                        batch["n_good"][sel].sum(), sel.sum()]
+            chi2_all[s].append(batch["chi2"][sel])
+    result = {}
+    for s in SPLITS:
+        fid, chi2, n_good, n = sums[s]
+        if n == 0:
+            continue
+        result[s] = {"fidelity_loss": fid / n, "reduced_chi2": chi2 / max(n_good, 1),
+                     "reduced_chi2_median": float(np.median(np.concatenate(chi2_all[s]))),
+                     "n_objects": int(n), "n_flagged": flagged[s]}
+    return result
+
+
+@torch.no_grad()
+def invariance_ratio(autoencoder, store, split: str = "validation", max_objects: int = 2000,
+                     max_shift: float = 0.2, noise: float = 0.0, seed: int = 0,
+                     batch_size: int = 512, device="cpu") -> dict:
+    """Mean random-pair latent distance / mean object-to-redshifted-copy distance.
+
+    The copies come from :func:`~specsift.models.augment.redshift_copy` (``noise=0``: the redshift
+    change alone, as in the paper's definition); flagged objects are left out.
+    """
+    check_grid(autoencoder, store)
+    device = torch.device(device)
+    autoencoder = autoencoder.to(device).eval()
+    rows = np.flatnonzero(np.asarray(store.meta["SPLIT"]) == split)
+    rng = np.random.default_rng(seed)
+    if len(rows) > max_objects:
+        rows = np.sort(rng.choice(rows, max_objects, replace=False))
+    generator = torch.Generator(device=device).manual_seed(seed)
+    wave = autoencoder.wave_obs
+    original, shifted = [], []
+    for batch in store.batches(batch_size=batch_size, rows=rows):
+        flux, ivar, z, flag = clean_batch(
+            *(torch.as_tensor(batch[k], device=device) for k in ("flux", "ivar", "z")),
+            autoencoder.z_min, autoencoder.z_max)
+        ok = flag == 0
+        copy = redshift_copy(flux, ivar, z, wave, autoencoder.z_min, autoencoder.z_max, generator,
+                             max_shift, noise)
+        original.append(autoencoder.encode(flux, ivar, z)[ok].float().cpu())
+        shifted.append(autoencoder.encode(*copy)[ok].float().cpu())
+    s, s_copy = torch.cat(original), torch.cat(shifted)
+    if len(s) < 2:
+        return {"invariance_ratio": float("nan"), "n_objects": len(s)}
+    partner = torch.as_tensor(rng.permutation(len(s)))
+    partner = torch.where(partner == torch.arange(len(s)), (partner + 1) % len(s), partner)
+    pair = (s - s[partner]).norm(dim=1).mean()
+    copy = (s - s_copy).norm(dim=1).mean()
+    return {"invariance_ratio": float(pair / copy), "pair_distance": float(pair),
+            "copy_distance": float(copy), "n_objects": len(s), "split": split}
+
+
+def evaluate(autoencoder, store, batch_size: int = 512, device="cpu", max_objects: int = 2000,
+             seed: int = 0) -> dict:
+    """The ``evaluate-ae`` report: ``splits`` -> metrics, ``invariance_ratio`` and its details."""
+    invariance = invariance_ratio(autoencoder, store, max_objects=max_objects, seed=seed,
+                                  batch_size=batch_size, device=device)
+    return {"splits": split_metrics(autoencoder, store, batch_size, device),
+            "invariance_ratio": invariance.pop("invariance_ratio"), "invariance": invariance}

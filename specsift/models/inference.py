@@ -1,0 +1,63 @@
+"""Encode a store in batches: latents, reconstruction chi-square and flags for every object.
+
+Scoring, flow training, evaluation and the ``encode`` verb all go through :func:`encode_batches`,
+so every consumer sees the same cleaning rules and the same flags (:mod:`specsift.models.inputs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from ..errors import SpecsiftInputError
+from .inputs import clean_batch
+from .losses import chi2_terms
+
+__all__ = ["encode_batches", "check_grid"]
+
+
+def check_grid(autoencoder, store) -> None:
+    """Refuse a store whose wavelength grid is not the one the model was trained on."""
+    wave = np.asarray(store.wave, dtype=np.float64)
+    model_wave = autoencoder.wave_obs.detach().cpu().numpy()
+    if wave.shape != model_wave.shape or not np.allclose(wave, model_wave, rtol=0, atol=1e-3):
+        raise SpecsiftInputError(
+            f"the store's wavelength grid ({len(wave)} pixels, {wave[0]:.1f}-{wave[-1]:.1f} A) is not "
+            f"the model's ({len(model_wave)} pixels, {model_wave[0]:.1f}-{model_wave[-1]:.1f} A): "
+            "the model was trained on another survey or arm set", path=getattr(store, "path", None))
+
+
+@torch.no_grad()
+def encode_batches(autoencoder, store, batch_size: int = 512, rows=None, split: str | None = None,
+                   device: str | torch.device = "cpu", return_model: bool = False,
+                   return_rest: bool = False) -> Iterator[dict[str, np.ndarray]]:
+    """Stream ``store`` (one split, a subset of rows, or all) through the autoencoder.
+
+    Yields dicts of numpy arrays: ``row`` (B,) store rows, ``latents`` (B, S), ``chi2`` (B,)
+    reduced chi-square of the reconstruction over valid pixels (NaN when there are none),
+    ``n_good`` (B,) valid pixels, ``flag`` (B,) bit flags (0 = fine; see
+    :mod:`specsift.models.inputs`), and ``model`` (B, P) / ``rest`` (B, R) if requested.
+    The model is moved to ``device`` and put in eval mode.
+    """
+    check_grid(autoencoder, store)
+    device = torch.device(device)
+    autoencoder = autoencoder.to(device).eval()
+    for batch in store.batches(batch_size=batch_size, split=split, rows=rows):
+        flux = torch.as_tensor(batch["flux"], device=device)
+        ivar = torch.as_tensor(batch["ivar"], device=device)
+        z = torch.as_tensor(batch["z"], device=device, dtype=torch.float32)
+        flux, ivar, z, flag = clean_batch(flux, ivar, z, autoencoder.z_min, autoencoder.z_max)
+        latents, rest, model, covered = autoencoder(flux, ivar, z)
+        weight = autoencoder.weights(ivar) * covered
+        chi2, n_good = chi2_terms(flux, weight, model)
+        reduced = torch.where(n_good > 0, chi2 / n_good.clamp_min(1), torch.full_like(chi2, np.nan))
+        out = {"row": np.asarray(batch["row"]), "latents": latents.float().cpu().numpy(),
+               "chi2": reduced.cpu().numpy(), "n_good": n_good.cpu().numpy(),
+               "flag": flag.cpu().numpy()}
+        if return_model:
+            out["model"] = model.cpu().numpy()
+        if return_rest:
+            out["rest"] = rest.float().cpu().numpy()
+        yield out

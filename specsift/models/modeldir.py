@@ -1,0 +1,144 @@
+"""One directory = one complete model: ``config.json``, safetensors weights, sha256, training log.
+
+Weights are loaded without pickle (safetensors) and only after their sha256 matches the one
+recorded in ``config.json`` when they were written, so a truncated copy or a swapped file is
+caught before it produces silently wrong scores. The flow (``specsift.models.flow``) is saved
+into the same directory with :meth:`ModelDir.save_weights`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ..atomic import atomic_path, sha256_file
+from ..errors import SpecsiftInputError
+
+__all__ = ["ModelDir", "CONFIG_NAME", "LOG_NAME", "CHECKPOINT_NAME", "AUTOENCODER_WEIGHTS"]
+
+CONFIG_NAME = "config.json"
+LOG_NAME = "training_log.jsonl"
+CHECKPOINT_NAME = "checkpoint.pt"
+AUTOENCODER_WEIGHTS = "autoencoder"
+FORMAT_VERSION = 1
+
+
+class ModelDir:
+    """A model directory; it need not exist yet when it is about to be written.
+
+    Example:
+        >>> import tempfile
+        >>> md = ModelDir(tempfile.mkdtemp())
+        >>> md.save_weights("demo", {"w": torch.ones(2)}, extra_config={"latents": 2})
+        >>> md.load_weights("demo")["w"].tolist(), md.config["latents"]
+        ([1.0, 1.0], 2)
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"ModelDir({str(self.path)!r})"
+
+    # -- config ---------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> dict:
+        """The parsed ``config.json`` ({} for a directory that holds no model yet)."""
+        file = self.path / CONFIG_NAME
+        if not file.exists():
+            return {}
+        try:
+            return json.loads(file.read_text())
+        except json.JSONDecodeError as error:
+            raise SpecsiftInputError(f"config.json is not valid JSON ({error})", path=file) from None
+
+    def update_config(self, values: dict) -> None:
+        """Merge ``values`` into ``config.json`` (written atomically)."""
+        config = self.config
+        config.setdefault("format_version", FORMAT_VERSION)
+        config.update(values)
+        with atomic_path(self.path / CONFIG_NAME) as tmp:
+            tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+    # -- weights --------------------------------------------------------------------------------
+
+    def weights_path(self, name: str) -> Path:
+        return self.path / f"{name}.safetensors"
+
+    def has_weights(self, name: str) -> bool:
+        return name in self.config.get("weights", {}) and self.weights_path(name).exists()
+
+    def save_weights(self, name: str, state_dict: dict, extra_config: dict | None = None) -> None:
+        """Write ``<name>.safetensors`` atomically and record its sha256 (and ``extra_config``)."""
+        from safetensors.torch import save_file
+
+        tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+        target = self.weights_path(name)
+        with atomic_path(target) as tmp:
+            save_file(tensors, str(tmp))
+            digest = sha256_file(tmp)
+        weights = self.config.get("weights", {})
+        weights[name] = {"file": target.name, "sha256": digest}
+        self.update_config({**(extra_config or {}), "weights": weights})
+
+    def load_weights(self, name: str, device: str | torch.device = "cpu") -> dict:
+        """Verify ``<name>.safetensors`` against the recorded sha256, then load it."""
+        from safetensors.torch import load_file
+
+        record = self.config.get("weights", {}).get(name)
+        if record is None:
+            raise SpecsiftInputError(f"model directory holds no '{name}' weights", path=self.path)
+        file = self.path / record["file"]
+        if not file.exists():
+            raise SpecsiftInputError(f"weights file is missing", path=file)
+        digest = sha256_file(file)
+        if digest != record["sha256"]:
+            raise SpecsiftInputError(f"sha256 {digest[:12]}... does not match the recorded "
+                                     f"{record['sha256'][:12]}...: the weights were modified or "
+                                     "truncated after training", path=file)
+        return load_file(str(file), device=str(device))
+
+    # -- the autoencoder --------------------------------------------------------------------------
+
+    def load_autoencoder(self, device: str | torch.device = "cpu"):
+        """Rebuild the trained :class:`~specsift.models.autoencoder.SpectrumAutoencoder` (eval mode)."""
+        from .autoencoder import SpectrumAutoencoder
+        from .instrument import Instrument
+
+        config = self.config
+        if "architecture" not in config:
+            raise SpecsiftInputError("not a trained autoencoder directory (no architecture in "
+                                     "config.json); run `specsift train-ae`", path=self.path)
+        state = self.load_weights(AUTOENCODER_WEIGHTS)
+        lsf = state.get("decoder.lsf")
+        instrument = Instrument(state["wave_obs"].numpy(), mask=state["fixed_mask"].numpy(),
+                                lsf=None if lsf is None else lsf.reshape(-1).numpy(),
+                                name=config.get("survey", ""))
+        model = SpectrumAutoencoder(instrument, config["latents"], config["z_min"], config["z_max"],
+                                    **config["architecture"])
+        model.load_state_dict(state)
+        return model.to(device).eval()
+
+    # -- training artefacts -------------------------------------------------------------------------
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / CHECKPOINT_NAME
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / LOG_NAME
+
+    def training_log(self) -> list[dict]:
+        """The per-epoch records of ``training_log.jsonl`` ([] if there are none)."""
+        if not self.log_path.exists():
+            return []
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line]
+
+    def write_training_log(self, records: list[dict]) -> None:
+        with atomic_path(self.log_path) as tmp:
+            tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))

@@ -1,0 +1,411 @@
+"""Two-phase training of the spectrum autoencoder, reproducible and resumable from a seed.
+
+Phase 1 fits the reconstruction alone (fidelity loss). Phase 2 adds the similarity and consistency
+losses, which make the latents redshift invariant and keep them from collapsing. Each phase has
+its own one-cycle learning-rate schedule and its own early stopping on the validation split (the
+best validation epoch's weights are kept).
+
+Reproducibility: the data order and the augmentation noise of epoch ``e`` are drawn from
+``(seed, e)`` alone, and a checkpoint written atomically after every epoch holds the weights,
+optimizer, scheduler, early-stopping state and RNG state, so ``resume`` continues a killed run to
+the same weights, bit for bit on the same hardware, as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+
+import numpy as np
+import torch
+
+from ..atomic import atomic_path
+from ..errors import SpecsiftInputError
+from ..runtime import progress, resolve_device
+from .augment import redshift_copy
+from .autoencoder import SpectrumAutoencoder
+from .configs import architecture
+from .inputs import FLAG_NAMES, clean_batch
+from .instrument import Instrument
+from .losses import chi2_terms, consistency_loss, fidelity_loss, similarity_loss
+from .modeldir import AUTOENCODER_WEIGHTS, ModelDir
+
+__all__ = ["AutoencoderTrainer", "redshift_range", "epoch_seed"]
+
+logger = logging.getLogger("specsift.models")
+
+PHASES = ("fidelity", "invariance")
+
+
+def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
+    """A 32-bit seed that depends only on the run seed, the epoch and the stream (0 = training,
+    1 = validation), so any epoch can be replayed without the RNG history before it."""
+    return int(np.random.SeedSequence([seed, stream, epoch]).generate_state(1)[0])
+
+
+def redshift_range(z: np.ndarray, quantile: float = 0.999, step: float = 0.01) -> tuple[float, float]:
+    """Model redshift range from the training redshifts, rounded outwards to ``step``.
+
+    A high quantile rather than the maximum keeps a few catastrophic redshifts (a mislabelled
+    quasar at z=2.5) from stretching the rest-frame grid for everybody; those objects are flagged.
+    """
+    z = np.asarray(z, dtype=float)
+    z = z[np.isfinite(z)]
+    if len(z) == 0:
+        raise SpecsiftInputError("no finite redshift in the training split")
+    lo = min(0.0, math.floor(np.quantile(z, 1 - quantile) / step) * step)
+    hi = math.ceil(np.quantile(z, quantile) / step) * step
+    if hi <= max(lo, 0.0):
+        hi = max(lo, 0.0) + step
+    return round(lo, 6), round(hi, 6)
+
+
+class _Engine:
+    """Where the maths runs: one device, or several processes through ``accelerate``."""
+
+    def __init__(self, device: str, distributed: bool, amp: bool):
+        self.accelerator = None
+        if distributed:
+            try:
+                from accelerate import Accelerator
+            except ImportError as error:
+                raise ImportError("multi-GPU training needs the optional extra: "
+                                  "pip install 'specsift[distributed]'") from error
+            self.accelerator = Accelerator(mixed_precision="bf16" if amp else "no")
+            self.device = self.accelerator.device
+        else:
+            self.device = resolve_device(device)
+        self.amp = amp and self.device.type == "cuda"
+
+    @property
+    def rank(self) -> int:
+        return self.accelerator.process_index if self.accelerator else 0
+
+    @property
+    def world(self) -> int:
+        return self.accelerator.num_processes if self.accelerator else 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def prepare(self, model, optimizer):
+        if self.accelerator:
+            return self.accelerator.prepare(model, optimizer)
+        return model.to(self.device), optimizer
+
+    def unwrap(self, model):
+        return self.accelerator.unwrap_model(model) if self.accelerator else model
+
+    def autocast(self):
+        if self.accelerator:
+            return self.accelerator.autocast()
+        if self.amp:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def backward(self, loss):
+        (self.accelerator.backward if self.accelerator else torch.Tensor.backward)(loss)
+
+    def clip(self, parameters, max_norm: float):
+        if self.accelerator:
+            return self.accelerator.clip_grad_norm_(parameters, max_norm)
+        return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+
+    def total(self, values: torch.Tensor) -> torch.Tensor:
+        """Sum a tensor of metric sums over processes."""
+        return self.accelerator.reduce(values, reduction="sum") if self.accelerator else values
+
+
+class AutoencoderTrainer:
+    """Train a :class:`SpectrumAutoencoder` on a :class:`~specsift.store.SpectraStore`.
+
+    Arguments:
+        latents: size S of the latent vector.
+        size: ``small`` (CPU) or ``paper`` (GPU), see :mod:`specsift.models.configs`.
+        epochs: total epoch budget; ``phase1_fraction`` of it goes to phase 1.
+        batch_size: spectra per optimisation step.
+        lr: peak learning rate of the one-cycle schedule (phase 2 uses ``lr * phase2_lr``).
+        weight_decay: AdamW weight decay.
+        clip: gradient-norm clipping threshold.
+        patience: epochs without validation improvement before a phase stops early.
+        similarity_weight, consistency_weight: weights of the phase-2 losses.
+        augment_shift: largest redshift change of the consistency copies.
+        augment_noise: extra noise of the copies, in units of the pixel sigma (at most).
+        z_range: ``(z_min, z_max)`` of the model; ``None`` derives it from the training split.
+        seed: makes initialisation, data order and augmentation reproducible.
+        device: ``auto`` (GPU when present), ``cpu``, ``cuda``...
+        amp: bfloat16 mixed precision on GPU (ignored on CPU).
+        distributed: run data-parallel through ``accelerate`` (``accelerate launch``).
+
+    After :meth:`fit`: ``model_`` (the best autoencoder, eval mode) and ``history_`` (one dict per
+    epoch, as in ``training_log.jsonl``).
+    """
+
+    def __init__(self, latents: int = 6, size: str = "small", epochs: int = 30,
+                 phase1_fraction: float = 0.6, batch_size: int = 128, lr: float = 2e-3,
+                 phase2_lr: float = 0.5, weight_decay: float = 1e-4, clip: float = 1.0,
+                 patience: int = 5, similarity_weight: float = 1.0, consistency_weight: float = 1.0,
+                 augment_shift: float = 0.2, augment_noise: float = 0.5,
+                 z_range: tuple[float, float] | None = None, seed: int = 0, device: str = "auto",
+                 amp: bool = True, distributed: bool = False):
+        self.latents = latents
+        self.size = size
+        self.epochs = epochs
+        self.phase1_fraction = phase1_fraction
+        self.batch_size = batch_size
+        self.lr = lr
+        self.phase2_lr = phase2_lr
+        self.weight_decay = weight_decay
+        self.clip = clip
+        self.patience = patience
+        self.similarity_weight = similarity_weight
+        self.consistency_weight = consistency_weight
+        self.augment_shift = augment_shift
+        self.augment_noise = augment_noise
+        self.z_range = z_range
+        self.seed = seed
+        self.device = device
+        self.amp = amp
+        self.distributed = distributed
+
+    # -- settings -------------------------------------------------------------------------------
+
+    def _settings(self) -> dict:
+        """The parameters that define the run (a resumed run must use the same ones)."""
+        keys = ("latents", "size", "epochs", "phase1_fraction", "batch_size", "lr", "phase2_lr",
+                "weight_decay", "clip", "patience", "similarity_weight", "consistency_weight",
+                "augment_shift", "augment_noise", "seed")
+        return {k: getattr(self, k) for k in keys}
+
+    def _phase_epochs(self) -> tuple[int, int]:
+        first = max(1, round(self.epochs * self.phase1_fraction)) if self.epochs > 1 else self.epochs
+        return first, self.epochs - first
+
+    # -- the losses of one batch ------------------------------------------------------------------
+
+    def _batch_losses(self, model, batch, phase: int, generator, engine) -> dict:
+        """Loss terms (tensors) and chi-square sums of one batch; flagged objects are left out."""
+        device = engine.device
+        flux = torch.as_tensor(batch["flux"], device=device)
+        ivar = torch.as_tensor(batch["ivar"], device=device)
+        z = torch.as_tensor(batch["z"], device=device, dtype=torch.float32)
+        net = engine.unwrap(model)
+        flux, ivar, z, flag = clean_batch(flux, ivar, z, net.z_min, net.z_max)
+        valid = flag == 0
+        b = len(z)
+        if phase == 1:  # originals and their redshifted copies go through one forward call
+            copies = redshift_copy(flux, ivar, z, net.wave_obs, net.z_min, net.z_max, generator,
+                                   self.augment_shift, self.augment_noise)
+            flux, ivar, z = (torch.cat([a, c]) for a, c in zip((flux, ivar, z), copies))
+        with engine.autocast():
+            latents, rest, recon, covered = model(flux, ivar, z)
+        weight = (net.weights(ivar) * covered)[:b]
+        recon = recon[:b].float()
+        chi2, n_good = chi2_terms(flux[:b], weight, recon)
+        terms = {"fidelity": fidelity_loss(flux[:b], weight, recon, valid)}
+        if phase == 1:
+            latents = latents.float()
+            terms["similarity"] = similarity_loss(latents[:b], rest[:b].float(), valid=valid)
+            terms["consistency"] = consistency_loss(latents[:b], latents[b:], valid)
+        terms["loss"] = (terms["fidelity"]
+                         + self.similarity_weight * terms.get("similarity", 0.0)
+                         + self.consistency_weight * terms.get("consistency", 0.0))
+        terms["_n"] = valid.sum()
+        terms["_chi2"] = (chi2 * valid).sum()
+        terms["_n_good"] = (n_good * valid).sum()
+        terms["_flag"] = flag
+        return terms
+
+    # -- one pass over a split ---------------------------------------------------------------------
+
+    def _rows(self, store, split: str, engine) -> np.ndarray:
+        rows = np.flatnonzero(np.asarray(store.meta["SPLIT"]) == split)
+        if engine.world > 1:  # equal shards, so every process takes the same number of steps
+            usable = len(rows) - len(rows) % engine.world
+            rows = rows[engine.rank:usable:engine.world]
+        return rows
+
+    def _run_epoch(self, model, store, rows, phase, epoch, engine, optimizer=None, scheduler=None):
+        training = optimizer is not None
+        model.train(training)
+        seed = epoch_seed(self.seed, epoch) if training else epoch_seed(self.seed, 0, stream=1)
+        generator = torch.Generator(device=engine.device).manual_seed(seed)
+        sums = torch.zeros(6, dtype=torch.float64, device=engine.device)
+        flagged: dict[int, int] = {}
+        batches = store.batches(batch_size=self.batch_size, rows=rows, shuffle=training, seed=seed)
+        bar = progress(batches, total=math.ceil(len(rows) / self.batch_size), leave=False,
+                       desc=f"{PHASES[phase]} {'train' if training else 'val'} epoch {epoch}")
+        for batch in bar:
+            with torch.set_grad_enabled(training):
+                terms = self._batch_losses(model, batch, phase, generator, engine)
+            if training:
+                optimizer.zero_grad(set_to_none=True)
+                engine.backward(terms["loss"])
+                engine.clip(model.parameters(), self.clip)
+                optimizer.step()
+                scheduler.step()
+            n = terms["_n"].double()
+            parts = [terms[k] if k in terms else torch.zeros((), device=n.device)
+                     for k in ("fidelity", "similarity", "consistency")]
+            sums += torch.stack([n * p.detach().double() for p in parts]
+                                + [terms["_chi2"].detach().double(), terms["_n_good"].double(), n])
+            for bit in FLAG_NAMES:
+                count = int(((terms["_flag"] & bit) > 0).sum())
+                if count:
+                    flagged[bit] = flagged.get(bit, 0) + count
+        if training and epoch == 0 and flagged:
+            for bit, count in flagged.items():
+                logger.warning("%d training objects skipped: %s (see FLAG in `specsift encode`)",
+                               count, FLAG_NAMES[bit])
+        sums = engine.total(sums).cpu().numpy()
+        n = max(sums[5], 1.0)
+        result = {"fidelity": sums[0] / n, "reduced_chi2": sums[3] / max(sums[4], 1.0),
+                  "n": int(sums[5])}
+        if phase == 1:
+            result.update(similarity=sums[1] / n, consistency=sums[2] / n)
+        result["loss"] = (result["fidelity"] + self.similarity_weight * result.get("similarity", 0)
+                          + self.consistency_weight * result.get("consistency", 0))
+        return {k: float(v) if k != "n" else v for k, v in result.items()}
+
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def _save_checkpoint(self, md: ModelDir, state: dict) -> None:
+        with atomic_path(md.checkpoint_path) as tmp:
+            torch.save(state, tmp)
+
+    def _load_checkpoint(self, md: ModelDir) -> dict:
+        try:
+            state = torch.load(md.checkpoint_path, map_location="cpu", weights_only=True)
+        except Exception as error:  # a damaged checkpoint must name itself, not crash obscurely
+            raise SpecsiftInputError(f"cannot read the training checkpoint ({error}); remove it "
+                                     "to start over", path=md.checkpoint_path) from None
+        saved = json.loads(state["settings"])
+        if saved != self._settings():
+            changed = sorted(k for k in saved if saved[k] != self._settings().get(k))
+            raise SpecsiftInputError("cannot resume with different settings: "
+                                     + ", ".join(f"{k} was {saved[k]}" for k in changed),
+                                     path=md.checkpoint_path)
+        return state
+
+    # -- the loop -----------------------------------------------------------------------------------
+
+    def build(self, store, z_range: tuple[float, float]) -> SpectrumAutoencoder:
+        """A freshly initialised autoencoder for ``store``'s grid (seeded)."""
+        torch.manual_seed(self.seed)
+        instrument = Instrument(np.asarray(store.wave), name=getattr(store, "survey", ""))
+        return SpectrumAutoencoder(instrument, self.latents, *z_range, **architecture(self.size))
+
+    def fit(self, store, model_dir, resume: bool = False) -> "AutoencoderTrainer":
+        """Train on ``store``'s train split, early-stop on its validation split, write ``model_dir``."""
+        md = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
+        engine = _Engine(self.device, self.distributed, self.amp)
+        if not resume and (md.checkpoint_path.exists() or md.config):
+            raise FileExistsError(f"{md.path} already holds a model or a training run; pass "
+                                  "--resume to continue it or choose another --out")
+        if resume and not md.checkpoint_path.exists():
+            raise FileNotFoundError(f"{md.path}: no checkpoint to resume from")
+        train_rows = self._rows(store, "train", engine)
+        val_rows = self._rows(store, "validation", engine)
+        if len(train_rows) == 0 or len(val_rows) == 0:
+            raise SpecsiftInputError("the store needs objects in both the train and the validation "
+                                     "split", path=getattr(store, "path", None))
+        checkpoint = self._load_checkpoint(md) if resume else None
+        if checkpoint is not None:
+            z_range = tuple(checkpoint["z_range"].tolist())
+        elif self.z_range is not None:
+            z_range = tuple(float(v) for v in self.z_range)
+        else:
+            z_range = redshift_range(np.asarray(store.meta["Z"])[train_rows])
+        model = self.build(store, z_range)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        model, optimizer = engine.prepare(model, optimizer)
+        net = engine.unwrap(model)
+        steps = math.ceil(len(train_rows) / self.batch_size)
+        phase_epochs = self._phase_epochs()
+        state = {"phase": 0, "epoch_in_phase": 0, "epoch": 0, "best": math.inf, "stale": 0,
+                 "best_model": None, "scheduler": None}
+        history: list[dict] = []
+        if checkpoint is not None:
+            net.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            torch.set_rng_state(checkpoint["rng"])
+            history = json.loads(checkpoint["history"])
+            state.update({k: checkpoint[k] for k in ("phase", "epoch_in_phase", "epoch", "stale",
+                                                     "best_model", "scheduler")})
+            state["best"] = float(checkpoint["best"])
+            logger.info("resuming %s at epoch %d (phase %d)", md.path, state["epoch"], state["phase"] + 1)
+        logger.info("training a %s autoencoder (S=%d, %d parameters) on %d objects, z in [%g, %g], "
+                    "device %s", self.size, self.latents, sum(p.numel() for p in net.parameters()),
+                    len(train_rows) * engine.world, *z_range, engine.device)
+        start = time.perf_counter()
+        while state["phase"] < len(PHASES):
+            phase = state["phase"]
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=self.lr * (1 if phase == 0 else self.phase2_lr),
+                total_steps=max(phase_epochs[phase], 1) * steps)
+            if state["scheduler"] is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            while state["epoch_in_phase"] < phase_epochs[phase] and state["stale"] < self.patience:
+                tic = time.perf_counter()
+                train = self._run_epoch(model, store, train_rows, phase, state["epoch"], engine,
+                                        optimizer, scheduler)
+                with torch.no_grad():
+                    val = self._run_epoch(model, store, val_rows, phase, state["epoch"], engine)
+                if val["loss"] < state["best"]:
+                    state.update(best=val["loss"], stale=0, best_model={
+                        k: v.detach().cpu().clone() for k, v in net.state_dict().items()})
+                else:
+                    state["stale"] += 1
+                record = {"epoch": state["epoch"], "phase": PHASES[phase],
+                          "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - tic,
+                          **{f"train_{k}": v for k, v in train.items()},
+                          **{f"val_{k}": v for k, v in val.items()}}
+                history.append(record)
+                logger.info("epoch %d (%s): train loss %.4f, val loss %.4f, val reduced chi2 %.3f",
+                            state["epoch"], PHASES[phase], train["loss"], val["loss"],
+                            val["reduced_chi2"])
+                state["epoch"] += 1
+                state["epoch_in_phase"] += 1
+                state["scheduler"] = scheduler.state_dict()
+                self._checkpoint(md, engine, net, optimizer, state, history, z_range)
+            if state["best_model"] is not None:  # keep the best validation epoch of this phase
+                net.load_state_dict(state["best_model"])
+            state.update(phase=phase + 1, epoch_in_phase=0, best=math.inf, stale=0,
+                         best_model=None, scheduler=None)
+            self._checkpoint(md, engine, net, optimizer, state, history, z_range)
+        if engine.is_main:
+            self._write_model(md, net, z_range, history, getattr(store, "survey", ""))
+        logger.info("training finished in %.1f min", (time.perf_counter() - start) / 60)
+        self.model_ = net.eval()
+        self.history_ = history
+        return self
+
+    def _checkpoint(self, md, engine, net, optimizer, state, history, z_range) -> None:
+        if not engine.is_main:
+            return
+        md.path.mkdir(parents=True, exist_ok=True)
+        self._save_checkpoint(md, {
+            "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+            "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+            "history": json.dumps(history), "settings": json.dumps(self._settings()),
+            "z_range": torch.tensor(z_range, dtype=torch.float64),
+            **{k: state[k] for k in ("phase", "epoch_in_phase", "epoch", "stale", "best_model",
+                                     "scheduler")},
+            "best": float(state["best"])})
+        md.write_training_log(history)
+
+    def _write_model(self, md: ModelDir, net, z_range, history, survey: str) -> None:
+        arch = architecture(self.size)
+        config = {"model": "spectrum-autoencoder", "latents": self.latents, "size": self.size,
+                  "architecture": arch, "z_min": z_range[0], "z_max": z_range[1],
+                  "survey": survey,
+                  "wave_obs": {"min": float(net.wave_obs[0]), "max": float(net.wave_obs[-1]),
+                               "n": len(net.wave_obs)},
+                  "rest_wave": {"min": float(net.wave_rest[0]), "max": float(net.wave_rest[-1]),
+                                "n": len(net.wave_rest)},
+                  "training": {**self._settings(), "epochs_run": len(history)}}
+        md.save_weights(AUTOENCODER_WEIGHTS, net.state_dict(), extra_config=config)

@@ -1,0 +1,97 @@
+"""Figures of the RSCA experiments (one function per figure; each writes a PNG atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_path
+
+__all__ = ["plot_top_n", "plot_rate_vs_k", "plot_representations", "plot_training_clusters",
+           "plot_distance_histograms", "plot_ism_residual"]
+
+
+def _figure(*args, **kwargs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
+
+
+def _save(fig, path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return path
+
+
+def plot_top_n(rows, path) -> Path:
+    fig, ax = _figure(figsize=(5, 3.5))
+    ax.plot([r["n_dims"] for r in rows], [r["loco_rate"] for r in rows], "o-")
+    ax.set(xlabel="top-N RSCA dimensions kept", ylabel="doppelganger rate (LOCO)")
+    return _save(fig, path)
+
+
+def plot_rate_vs_k(rows, path) -> Path:
+    fig, ax = _figure(figsize=(5, 3.5))
+    ks = [r["k"] for r in rows]
+    ax.plot(ks, [r["loco_rate"] for r in rows], "o-", label="leave-one-cluster-out")
+    ax.plot(ks, [r["no_cv_rate"] for r in rows], "s--", label="no cross-validation")
+    ax.set(xlabel="PPCA dimensions K", ylabel="doppelganger rate")
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_representations(rows, path) -> Path:
+    fig, ax = _figure(figsize=(6, 3.5))
+    stages = ("raw", "scaled", "rsca")
+    x = np.arange(len(rows))
+    for i, stage in enumerate(stages):
+        ax.bar(x + (i - 1) * 0.27, [r[stage] for r in rows], 0.27, label=stage)
+    ax.set_xticks(x, [r["input"].replace("_", "\n") for r in rows], fontsize=8)
+    ax.set(ylabel="doppelganger rate")
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_training_clusters(rows, path) -> Path:
+    fig, ax = _figure(figsize=(5, 3.5))
+    ax.errorbar([r["n_training_clusters"] for r in rows], [r["mean_rate"] for r in rows],
+                yerr=[r["std_rate"] for r in rows], fmt="o-", capsize=3)
+    ax.set(xlabel="number of training clusters", ylabel="expected doppelganger rate")
+    return _save(fig, path)
+
+
+def plot_distance_histograms(distances: dict, rates: dict, path) -> Path:
+    names = sorted(distances)
+    cols = min(4, len(names))
+    rows = int(np.ceil(len(names) / cols))
+    fig, axes = _figure(rows, cols, figsize=(3 * cols, 2.3 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        sibling, field = distances[name]
+        bins = np.linspace(0, np.quantile(np.concatenate([sibling, field]), 0.99), 30)
+        ax.hist(field, bins, density=True, alpha=0.5, label="field")
+        ax.hist(sibling, bins, density=True, histtype="step", lw=2, label="siblings")
+        ax.axvline(np.median(sibling), color="k", ls=":")
+        ax.set_title(f"{name} ({rates[name]:.3f})", fontsize=8)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_ism_residual(found, path) -> Path:
+    fig, ax = _figure(figsize=(9, 3))
+    ax.plot(found.wave, found.residual, lw=0.5, color="k")
+    ax.axhline(found.threshold, color="r", ls="--", lw=0.8)
+    for lo, hi in found.windows:
+        ax.axvspan(lo, hi, color="orange", alpha=0.4)
+    ax.set(xlabel="vacuum wavelength (A)", ylabel="mean residual, high A_K")
+    return _save(fig, path)

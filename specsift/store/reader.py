@@ -1,0 +1,189 @@
+"""Read an ingested store: its catalogue, and its spectra in bounded-memory batches.
+
+Spectra are fetched one Parquet row group ("chunk", ``chunk_rows`` objects of one shard) at a
+time. Shuffling permutes the chunks of all shards, then mixes the rows of ``shuffle_chunks``
+chunks at a time: every epoch visits every selected row exactly once, batches mix objects from
+different input files, and memory stays at a few chunks however large the store is.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from astropy.table import Table
+
+from ..errors import SpecsiftInputError
+from ..preprocess.split import SPLITS
+from .format import read_manifest, read_wave, shard_paths
+from .tables import read_table
+
+__all__ = ["SpectraStore"]
+
+logger = logging.getLogger("specsift.store")
+
+
+class SpectraStore:
+    """An ingested store (see :mod:`specsift.store.format`), opened read-only.
+
+    Arguments:
+        path: the store folder written by ``specsift ingest``.
+        shuffle_chunks: chunks mixed together when shuffling; more mixes better, costs memory
+            (one chunk of 256 DESI spectra is about 16 MB).
+
+    Example:
+        >>> store = SpectraStore("bgs.store")
+        >>> for batch in store.batches(batch_size=512, split="train", shuffle=True, seed=1):
+        ...     flux, ivar, z = batch["flux"], batch["ivar"], batch["z"]
+    """
+
+    def __init__(self, path: str | Path, shuffle_chunks: int = 4):
+        self.path = Path(path)
+        self.manifest = read_manifest(self.path)
+        if not self.manifest.get("complete"):
+            raise SpecsiftInputError("store is incomplete (its ingest was interrupted); rerun the "
+                                     "same specsift ingest command to finish it", self.path)
+        self.shuffle_chunks = max(int(shuffle_chunks), 1)
+        self.survey: str = self.manifest["survey"]
+        self.sample: str = self.manifest["sample"]
+        self.chunk_rows: int = int(self.manifest["chunk_rows"])
+        self.wave: np.ndarray = read_wave(self.path, self.manifest["wave_sha256"])
+        self._keys = [shard["key"] for shard in self.manifest["shards"]]
+        sizes = np.array([shard["n"] for shard in self.manifest["shards"]], dtype=np.int64)
+        self._offsets = np.concatenate([[0], np.cumsum(sizes)])
+        self._files: dict[int, pq.ParquetFile] = {}
+
+    def __len__(self) -> int:
+        return int(self._offsets[-1])
+
+    def __repr__(self) -> str:
+        return (f"SpectraStore({str(self.path)!r}: {len(self)} {self.survey} spectra, "
+                f"sample {self.sample!r}, {self.wave.size} pixels)")
+
+    def __getstate__(self):
+        # open Parquet handles do not cross process boundaries (DataLoader workers)
+        state = self.__dict__.copy()
+        state["_files"] = {}
+        return state
+
+    @cached_property
+    def meta(self) -> Table:
+        """One row per object in store row order (ID, Z, SPLIT, NORM, SNR, ... survey columns)."""
+        return read_table(self.path / "meta.parquet")
+
+    @property
+    def rejects(self) -> Table:
+        """One row per rejected object: FILENAME, ROW, ID, REASON, DETAIL."""
+        return read_table(self.path / "rejects.parquet")
+
+    @cached_property
+    def _z(self) -> np.ndarray:
+        return np.asarray(read_table(self.path / "meta.parquet", ["Z"])["Z"], dtype=np.float32)
+
+    @cached_property
+    def _split(self) -> np.ndarray:
+        return np.asarray(read_table(self.path / "meta.parquet", ["SPLIT"])["SPLIT"])
+
+    def select(self, split: str | None = None, rows=None) -> np.ndarray:
+        """Sorted store rows of one split (or all) and, if given, among ``rows``."""
+        if rows is None:
+            selected = np.arange(len(self), dtype=np.int64)
+        else:
+            selected = np.unique(np.asarray(rows, dtype=np.int64))
+            if selected.size and (selected[0] < 0 or selected[-1] >= len(self)):
+                raise ValueError(f"rows must lie in [0, {len(self)}); got {selected[0]} to "
+                                 f"{selected[-1]}")
+        if split is not None:
+            if split not in SPLITS:
+                raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+            selected = selected[self._split[selected] == split]
+        return selected
+
+    def chunk_ids(self, rows: np.ndarray) -> np.ndarray:
+        """(N,) index of the chunk (shard row group) holding each store row."""
+        rows = np.asarray(rows, dtype=np.int64)
+        shard = np.searchsorted(self._offsets, rows, side="right") - 1
+        per_shard = -(-np.diff(self._offsets) // self.chunk_rows)  # chunks in each shard
+        first = np.concatenate([[0], np.cumsum(per_shard)])
+        return first[shard] + (rows - self._offsets[shard]) // self.chunk_rows
+
+    def _read_chunk(self, chunk_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """flux, ivar of ``chunk_rows`` (store rows that all lie in one chunk)."""
+        shard = int(np.searchsorted(self._offsets, chunk_rows[0], side="right") - 1)
+        local = chunk_rows - self._offsets[shard]
+        group = int(local[0] // self.chunk_rows)
+        if shard not in self._files:
+            path = shard_paths(self.path, self._keys[shard])["spectra"]
+            try:
+                self._files[shard] = pq.ParquetFile(path)
+            except (OSError, ValueError) as exc:
+                raise SpecsiftInputError(f"unreadable store shard: {exc}", path) from None
+        table = self._files[shard].read_row_group(group, columns=["flux", "ivar"])
+        take = local - group * self.chunk_rows
+        p = self.wave.size
+        out = []
+        for name in ("flux", "ivar"):
+            column = table.column(name).combine_chunks()
+            out.append(column.values.to_numpy().reshape(-1, p)[take])
+        return out[0], out[1]
+
+    def batches(self, batch_size: int = 256, split: str | None = None, rows=None,
+                shuffle: bool = False, seed: int = 0) -> Iterator[dict[str, np.ndarray]]:
+        """Stream the selected spectra as dicts of numpy arrays.
+
+        Arguments:
+            batch_size: objects per batch (the last one may be smaller).
+            split: ``train``, ``validation``, ``test`` or None for all.
+            rows: store rows to restrict to (e.g. one worker's shard of the rows).
+            shuffle: random order (chunk order and rows within ``shuffle_chunks`` chunks).
+            seed: the shuffle seed; the same seed gives the same order.
+
+        Yields:
+            ``flux`` (B, P) float32, ``ivar`` (B, P) float32 (0 on masked pixels), ``z`` (B,)
+            float32 and ``row`` (B,) int64, the index into :attr:`meta`.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+        selected = self.select(split, rows)
+        if selected.size == 0:
+            return
+        ids = self.chunk_ids(selected)
+        bounds = np.flatnonzero(np.diff(ids)) + 1
+        chunks = np.split(selected, bounds)
+        rng = np.random.default_rng(seed)
+        if shuffle:
+            chunks = [chunks[i] for i in rng.permutation(len(chunks))]
+        group = self.shuffle_chunks if shuffle else 1
+        carry_rows = np.empty(0, dtype=np.int64)
+        carry_flux = carry_ivar = np.empty((0, self.wave.size), dtype=np.float32)
+        for start in range(0, len(chunks), group):
+            parts = [self._read_chunk(c) for c in chunks[start:start + group]]
+            rows_now = np.concatenate([carry_rows] + chunks[start:start + group])
+            flux = np.concatenate([carry_flux] + [f for f, _ in parts])
+            ivar = np.concatenate([carry_ivar] + [i for _, i in parts])
+            if shuffle:
+                order = rng.permutation(len(rows_now))
+                rows_now, flux, ivar = rows_now[order], flux[order], ivar[order]
+            full = len(rows_now) // batch_size * batch_size
+            for b in range(0, full, batch_size):
+                yield self._batch(rows_now[b:b + batch_size], flux[b:b + batch_size],
+                                  ivar[b:b + batch_size])
+            carry_rows, carry_flux, carry_ivar = rows_now[full:], flux[full:], ivar[full:]
+        if len(carry_rows):
+            yield self._batch(carry_rows, carry_flux, carry_ivar)
+
+    def _batch(self, rows, flux, ivar) -> dict[str, np.ndarray]:
+        return {"flux": np.ascontiguousarray(flux), "ivar": np.ascontiguousarray(ivar),
+                "z": self._z[rows], "row": rows}
+
+    def torch_dataset(self, batch_size: int = 256, split: str | None = None, shuffle: bool = True,
+                      seed: int = 0, rows=None):
+        """A torch IterableDataset of the same batches, for ``DataLoader(ds, batch_size=None)``."""
+        from .dataset import StoreDataset
+
+        return StoreDataset(self, batch_size=batch_size, split=split, shuffle=shuffle, seed=seed,
+                            rows=rows)

@@ -1,0 +1,92 @@
+"""Astropy tables to and from Parquet, without pandas, keeping masks and multi-dimensional columns.
+
+Metadata tables hold strings, booleans, masked values and vector columns (e.g. Redrock COEFF).
+Parquet keeps all of these (nulls, fixed-size lists) compactly and is read by any Arrow tool, so
+a store's catalogue can be opened outside specsift too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from astropy.table import MaskedColumn, Table
+
+from ..atomic import atomic_path
+
+__all__ = ["table_to_arrow", "arrow_to_table", "write_table", "read_table"]
+
+_SHAPE_KEY = b"specsift_shape"
+
+
+def _column_to_arrow(col) -> tuple[pa.Array, dict]:
+    data = np.asarray(np.ma.getdata(col))
+    mask = np.ma.getmaskarray(col) if np.ma.is_masked(col) else None
+    if data.dtype.kind == "S":
+        data = np.char.decode(data, "utf-8", "replace")
+    if data.dtype.kind == "O":
+        data = data.astype(str)
+    if not data.dtype.isnative:  # FITS columns are big-endian; Arrow wants native order
+        data = data.astype(data.dtype.newbyteorder("="))
+    shape = data.shape[1:]
+    if mask is not None and shape:
+        mask = mask.reshape(len(data), -1).any(axis=1)
+    if not shape:
+        return pa.array(data, mask=mask), {}
+    flat = pa.array(data.reshape(-1))
+    array = pa.FixedSizeListArray.from_arrays(flat, int(np.prod(shape)),
+                                              mask=None if mask is None else pa.array(mask))
+    return array, {_SHAPE_KEY: json.dumps(list(shape)).encode()}
+
+
+def table_to_arrow(table: Table) -> pa.Table:
+    """An Arrow table with one field per column; vector columns become fixed-size lists."""
+    fields, arrays = [], []
+    for name in table.colnames:
+        array, metadata = _column_to_arrow(table[name])
+        fields.append(pa.field(name, array.type, metadata=metadata or None))
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def arrow_to_table(arrow: pa.Table) -> Table:
+    """Inverse of :func:`table_to_arrow`: nulls become masked entries."""
+    out = Table()
+    for field, chunked in zip(arrow.schema, arrow.columns):
+        array = chunked.combine_chunks() if chunked.num_chunks != 1 else chunked.chunk(0)
+        n = len(array)
+        nulls = array.is_null().to_numpy(zero_copy_only=False) if array.null_count else None
+        if pa.types.is_fixed_size_list(field.type):
+            shape = tuple(json.loads(field.metadata[_SHAPE_KEY])) if field.metadata else (
+                field.type.list_size,)
+            # flatten() drops null lists; take the raw child values to keep the row layout
+            values = array.values.to_numpy(zero_copy_only=False)
+            values = values.reshape((n,) + shape)
+        elif nulls is not None and (pa.types.is_integer(field.type)
+                                    or pa.types.is_boolean(field.type)):
+            values = array.fill_null(False if pa.types.is_boolean(field.type) else 0).to_numpy(
+                zero_copy_only=False)  # keep the integer dtype; the mask says what is missing
+        else:
+            values = array.to_numpy(zero_copy_only=False)
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            values = np.asarray(["" if v is None else v for v in values], dtype=str)
+        if nulls is not None:
+            full = np.broadcast_to(nulls.reshape((n,) + (1,) * (values.ndim - 1)), values.shape)
+            out[field.name] = MaskedColumn(values, mask=full)
+        else:
+            out[field.name] = values
+    return out
+
+
+def write_table(table: Table, path: str | Path) -> None:
+    """Write ``table`` to Parquet atomically (a killed run leaves no half file)."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table_to_arrow(table), tmp, compression="zstd")
+
+
+def read_table(path: str | Path, columns: list[str] | None = None) -> Table:
+    """Read a table written by :func:`write_table` (optionally only some columns)."""
+    return arrow_to_table(pq.read_table(path, columns=columns))

@@ -1,0 +1,96 @@
+"""PPCA with missing values recovers a known subspace, is deterministic, and weights errors."""
+
+import numpy as np
+import pytest
+from scipy.linalg import subspace_angles
+
+from specsift.errors import SpecsiftInputError
+from specsift.metric import PPCA, WeightedPPCA
+
+
+def _low_rank(n=1500, d=120, k=4, noise=0.1, missing=0.2, seed=0):
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.normal(size=(d, k)))[0] * np.array([5.0, 4.0, 3.0, 2.0])[:k]
+    X = rng.normal(size=(n, k)) @ basis.T + rng.normal(size=d) + noise * rng.normal(size=(n, d))
+    X = X.astype(np.float32)
+    X[rng.random(X.shape) < missing] = np.nan
+    return X, basis
+
+
+def test_recovers_known_subspace_with_missing_values():
+    X, basis = _low_rank()
+    model = PPCA(n_components=4, random_state=0).fit(X)
+    assert np.degrees(subspace_angles(model.components_.T, basis)).max() < 1.0
+    assert model.noise_variance_ == pytest.approx(0.01, rel=0.1)
+    assert model.components_.shape == (4, 120)
+    np.testing.assert_allclose(model.components_ @ model.components_.T, np.eye(4), atol=1e-5)
+
+
+def test_loglikelihood_never_decreases_within_a_stage():
+    X, _ = _low_rank()
+    model = PPCA(n_components=4, random_state=0, warm_rows=None, tol=0).fit(X)
+    assert np.all(np.diff(model.loglike_) > -1e-6)
+
+
+def test_same_seed_same_model_and_convergence_rule():
+    X, _ = _low_rank()
+    a = PPCA(n_components=4, random_state=3, tol=1e-4).fit(X)
+    b = PPCA(n_components=4, random_state=3, tol=1e-4).fit(X)
+    np.testing.assert_array_equal(a.components_, b.components_)
+    assert a.n_iter_ < 200 and a.loglike_[-1] - a.loglike_[-2] < 1e-4
+
+
+def test_warm_start_stage_reaches_the_full_data_solution():
+    X, basis = _low_rank(n=3000)
+    warm = PPCA(n_components=4, random_state=0, warm_rows=500).fit(X)
+    cold = PPCA(n_components=4, random_state=0, warm_rows=None).fit(X)
+    assert np.degrees(subspace_angles(warm.components_.T, cold.components_.T)).max() < 0.2
+    assert warm.score(X) == pytest.approx(cold.score(X), abs=1e-4)
+
+
+def test_transform_uses_only_observed_pixels():
+    X, _ = _low_rank()
+    model = PPCA(n_components=4, random_state=0).fit(X)
+    full = np.nan_to_num(X[:1], nan=0.0) + np.where(np.isnan(X[:1]), model.mean_, 0)
+    z = model.transform(X[:1])
+    corrupted = X[:1].copy()
+    corrupted[np.isnan(corrupted)] = 1e6  # huge values at pixels that are then marked missing
+    corrupted[np.isnan(X[:1])] = np.nan
+    np.testing.assert_allclose(model.transform(corrupted), z)
+    assert np.abs(model.transform(full) - z).max() < 1.0
+
+
+def test_transform_before_fit_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        PPCA(n_components=2).transform(np.zeros((2, 5)))
+
+
+def test_row_with_every_pixel_missing_is_named():
+    X, _ = _low_rank(n=200)
+    model = PPCA(n_components=2, random_state=0).fit(X)
+    X[7] = np.nan
+    with pytest.raises(SpecsiftInputError, match="row 7"):
+        model.transform(X)
+
+
+def test_weighted_ppca_downweights_noisy_pixels():
+    rng = np.random.default_rng(1)
+    X, basis = _low_rank(n=1500, noise=0.05, missing=0.05, seed=1)
+    errors = np.full(X.shape, 0.05, np.float32)
+    noisy = rng.random(X.shape) < 0.3
+    errors[noisy] = 2.0
+    X = X + np.where(noisy, rng.normal(size=X.shape) * 2.0, 0).astype(np.float32)
+    plain = PPCA(n_components=4, random_state=0).fit(X)
+    weighted = WeightedPPCA(n_components=4, random_state=0).fit(X, errors=errors)
+    angle_plain = np.degrees(subspace_angles(plain.components_.T, basis)).max()
+    angle_weighted = np.degrees(subspace_angles(weighted.components_.T, basis)).max()
+    assert angle_weighted < angle_plain / 2
+
+
+def test_truncated_model_keeps_leading_components():
+    X, _ = _low_rank()
+    model = PPCA(n_components=4, random_state=0).fit(X)
+    small = model.truncated(2)
+    np.testing.assert_array_equal(small.components_, model.components_[:2])
+    assert small.noise_variance_ > model.noise_variance_
+    assert small.transform(X).shape == (len(X), 2)
