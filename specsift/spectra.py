@@ -83,6 +83,8 @@ class Spectra:
         """Stack containers that share one wavelength grid (e.g. one per input file)."""
         if not parts:
             raise ValueError("no spectra to concatenate")
+        if len(parts) == 1:  # one file read: no copy of the (N, P) arrays
+            return parts[0]
         wave = parts[0].wave
         for part in parts[1:]:
             if part.wave.shape != wave.shape or not np.allclose(part.wave, wave):

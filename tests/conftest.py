@@ -37,3 +37,39 @@ def mock_apogee_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("mock_apogee")
     mock_apogee(out, n_field=400, n_clusters=6, seed=3, per_star_files=5, verbose=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def scoring_setup(mock_desi_dir, tmp_path_factory):
+    """A 350-object store (200 galaxies + 150 stars) with tiny galaxy and star models + flows.
+
+    The models go through the real trainers (one epoch, a tiny architecture registered only for
+    this fixture), so the catalogue tests exercise real model directories in ~20 s.
+    """
+    from types import SimpleNamespace
+
+    from specsift.cli.train_flow import collect_latents
+    from specsift.models import configs
+    from specsift.models.flow import LatentFlow
+    from specsift.models.modeldir import ModelDir
+    from specsift.models.training import AutoencoderTrainer
+    from specsift.store import SpectraStore, ingest
+
+    root = tmp_path_factory.mktemp("scoring")
+    ingest([mock_desi_dir / "coadd-mock-0000.fits", mock_desi_dir / "coadd-mock-0002.fits"],
+           root / "store", survey="desi", sample="all", chunk_rows=64)
+    store = SpectraStore(root / "store")
+    tiny = {"channels": [4, 8, 8], "kernels": [5, 5, 5], "encoder_hidden": [16],
+            "decoder_hidden": [32], "rest_step": 4.0}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(configs.SIZES, "tiny", tiny)
+        for name, z_range in (("galaxy", None), ("star", (-0.01, 0.01))):
+            model_dir = ModelDir(root / name)
+            AutoencoderTrainer(size="tiny", epochs=1, batch_size=64, z_range=z_range, seed=0,
+                               device="cpu").fit(store, model_dir)
+            autoencoder = model_dir.load_autoencoder()
+            LatentFlow(transforms=2, hidden=(16,), max_epochs=5, patience=2, device="cpu").fit(
+                collect_latents(autoencoder, store, "train", 128, "cpu"),
+                collect_latents(autoencoder, store, "validation", 128, "cpu")).save(model_dir)
+    return SimpleNamespace(root=root, store=root / "store", galaxy=root / "galaxy",
+                           star=root / "star")

@@ -91,6 +91,7 @@ def register(subparsers) -> None:
 def run_fit(args) -> int:
     import numpy as np
 
+    from ..errors import SpecsiftInputError
     from ..metric.dataset import load_rsca_data
     from ..metric.ism_windows import apply_windows, find_ism_windows
     from ..metric.persist import save_model
@@ -109,8 +110,11 @@ def run_fit(args) -> int:
     windows = []
     if species is None and args.ism_windows == "detect":
         _, field_ak = data.samples.column("AK_TARG")
-        found = find_ism_windows(data.field, field_ak, data.wave, random_state=args.seed)
-        windows = found.windows
+        try:
+            windows = find_ism_windows(data.field, field_ak, data.wave,
+                                       random_state=args.seed).windows
+        except SpecsiftInputError as error:  # too few high-extinction stars to tell
+            logger.warning("no interstellar windows censored: %s", error)
         for matrix in (data.field, data.members):
             apply_windows(matrix, data.wave, windows)
     model = RSCA(n_components=args.n_components, compress=species is None,
@@ -136,6 +140,7 @@ def run_transform(args) -> int:
     from astropy.table import Table
 
     from ..atomic import atomic_path
+    from ..errors import SpecsiftInputError
     from ..io.apogee import iter_batches
     from ..io.catalogs import abundance_matrix, read_allstar
     from ..metric.dataset import chip_pixels
@@ -167,7 +172,6 @@ def run_transform(args) -> int:
             bad = batch.mask[:, pixels] | window_mask(wave, config["ism_windows"])
             empty = np.flatnonzero(bad.all(1))
             if len(empty):
-                from ..errors import SpecsiftInputError
                 j = empty[0]
                 raise SpecsiftInputError("every pixel of this spectrum is censored",
                                          batch.meta["FILENAME"][j], int(batch.meta["ROW"][j]),

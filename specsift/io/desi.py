@@ -40,6 +40,7 @@ SOMEBADPIX, COSMIC = 1 << 0, 1 << 2
 BAD_MASK_BITS = ~(SOMEBADPIX | COSMIC)
 
 REDROCK_HDUS = ("REDSHIFTS", "ZBEST")
+REDROCK_PATTERNS = ("*redrock*.fits", "*zbest*.fits", "*redrock*.fits.gz", "*zbest*.fits.gz")
 # Redrock columns copied into meta, with the value used where an object has no redshift.
 # ZWARN = -1 sets every warning bit, so "no redshift" never passes a ZWARN == 0 cut.
 REDROCK_COLUMNS = {"Z": np.nan, "ZERR": np.nan, "ZWARN": -1, "SPECTYPE": "", "SUBTYPE": "",
@@ -52,8 +53,8 @@ def read(paths, **options) -> Spectra:
     Arguments:
         paths: coadd files, folders (their ``*coadd*.fits``) or glob patterns.
         redrock: ``None`` (default) joins the ``redrock-*.fits`` beside each coadd when it exists;
-            a path, glob or list joins those files to every coadd by TARGETID; ``False`` skips
-            redshifts (``z`` is NaN).
+            files, a folder (its ``*redrock*``/``*zbest*`` files) or a glob join those results
+            to every coadd by TARGETID; ``False`` skips redshifts (``z`` is NaN).
         bad_bits: MASK bits that make a pixel bad (default :data:`BAD_MASK_BITS`).
 
     Example:
@@ -80,7 +81,7 @@ def iter_read(paths, redrock=None, bad_bits: int = BAD_MASK_BITS) -> Iterator[Sp
 def read_redrock(paths) -> Table:
     """Redrock results (``REDSHIFTS`` or old ``ZBEST`` HDU) as a Table with unique TARGETIDs."""
     parts = []
-    for path in expand_paths(paths):
+    for path in expand_paths(paths, patterns=REDROCK_PATTERNS):
         with open_fits(path) as hdul:
             names = hdu_names(hdul)
             hdu = next((h for h in REDROCK_HDUS if h in names), REDROCK_HDUS[0])
@@ -227,38 +228,31 @@ def _read_coadd(path: Path, redshifts: Table | None, bad_bits: int) -> Spectra:
         names = hdu_names(hdul)
         _check_is_coadd(names, hdul, path)
         arms = [_read_arm(hdul, arm, path, bad_bits) for arm in ARMS]
-        n = arms[0][1].shape[0]
-        for offset, f, *_ in arms[1:]:
-            if f.shape[0] != n:
-                raise SpecsiftInputError(f"arms hold different numbers of spectra "
-                                         f"({n} and {f.shape[0]})", path)
+        counts = {arm: a[1].shape[0] for arm, a in zip(ARMS, arms)}
+        if len(set(counts.values())) > 1:
+            raise SpecsiftInputError(f"arms hold different numbers of spectra {counts}", path)
+        n = counts["B"]
         fibermap = table(hdul, "FIBERMAP", path) if "FIBERMAP" in names else None
         flux, ivar, mask = merge_arms(arms, n, path)
-    if fibermap is not None and len(fibermap) != n:
-        raise SpecsiftInputError(f"FIBERMAP has {len(fibermap)} rows for {n} spectra", path)
 
-    meta = Table()
-    meta["FILENAME"] = np.full(n, str(path))
-    meta["ROW"] = np.arange(n, dtype=np.int64)
+    meta = Table({"FILENAME": np.full(n, str(path)), "ROW": np.arange(n, dtype=np.int64)})
     if fibermap is None:
         logger.warning("%s: no FIBERMAP; TARGETID set to the row number, redshifts not joined",
                        path)
         meta["TARGETID"] = np.arange(n, dtype=np.int64)
         redshifts = None
     else:
-        meta = _hstack(meta, fibermap)
+        if len(fibermap) != n or "TARGETID" not in fibermap.colnames:
+            raise SpecsiftInputError(f"FIBERMAP has {len(fibermap)} rows for {n} spectra or no "
+                                     f"TARGETID column", path)
+        for name in fibermap.colnames:
+            if name not in meta.colnames:
+                meta[name] = fibermap[name]
     targetid = np.asarray(meta["TARGETID"], dtype=np.int64)
     objtype = np.asarray(meta["OBJTYPE"]) if "OBJTYPE" in meta.colnames else np.full(n, "TGT")
     # sky fibres have OBJTYPE SKY; unassigned/empty fibres have a negative TARGETID and no OBJTYPE
     meta["IS_TARGET"] = (targetid >= 0) & (objtype == "TGT")
-    meta = _hstack(meta, _join_redshifts(targetid, redshifts, path))
+    for name, column in _join_redshifts(targetid, redshifts, path).columns.items():
+        meta[name] = column
     z = np.asarray(meta["Z"], dtype=np.float64)
     return Spectra(DESI_GRID.wave, flux, ivar, mask, z, targetid, meta, "desi")
-
-
-def _hstack(left: Table, right: Table) -> Table:
-    """Add ``right``'s columns to ``left``; a name already in ``left`` keeps ``left``'s values."""
-    for name in right.colnames:
-        if name not in left.colnames:
-            left[name] = right[name]
-    return left

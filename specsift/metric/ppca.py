@@ -192,6 +192,10 @@ class PPCA:
         """Per-pixel noise precision, 0 where missing."""
         return block["obs"] / self._s2
 
+    def _log_noise(self, block) -> torch.Tensor:
+        """Per row: sum over observed pixels of log(noise variance)."""
+        return block["obs"].sum(1) * math.log(self._s2)
+
     def _initialise(self, X: np.ndarray, rng: np.random.Generator) -> None:
         """Column means and a randomised SVD of mean-filled rows (a subset of at most 20k)."""
         n, d = X.shape
@@ -231,8 +235,7 @@ class PPCA:
         h = (prec * resid) @ w                                    # (B, K)
         ez = torch.cholesky_solve(h.unsqueeze(-1), chol).squeeze(-1)
         cov = torch.cholesky_inverse(chol)
-        var = block["obs"] / prec.clamp(min=1e-30)
-        logdet_c = (block["obs"] * torch.log(var.clamp(min=1e-30))).sum(1) \
+        logdet_c = self._log_noise(block) \
             + 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(1)
         quad = (prec * resid.square()).sum(1) - (h * ez).sum(1)
         loglike = -0.5 * (block["obs"].sum(1) * math.log(2 * math.pi) + logdet_c + quad)
@@ -372,6 +375,9 @@ class WeightedPPCA(PPCA):
 
     def _precision(self, block) -> torch.Tensor:
         return block["obs"] / (self._s2 + block["err2"])
+
+    def _log_noise(self, block) -> torch.Tensor:
+        return (block["obs"] * torch.log(self._s2 + block["err2"])).sum(1)
 
     def _noise_terms(self, block, ez, cov, prec) -> tuple[float, float]:
         i, j, _ = self._tri

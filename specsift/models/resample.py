@@ -1,15 +1,24 @@
 """Batched, differentiable linear interpolation: the redshift step of the decoder.
 
-All objects share one sorted grid ``xp``, so one ``searchsorted`` over a (B, Q) query finds
-every bracket at once and two ``gather`` calls do the interpolation: no Python loop over
-objects, and gradients flow to the interpolated values (the model), which is all training needs.
+All objects share one sorted grid ``xp``, so the brackets of a whole (B, Q) query are found at once
+(arithmetically when the grid is uniform, as the rest-frame grid always is, else with one
+``searchsorted``) and two ``gather`` calls interpolate: no Python loop over objects, and gradients
+flow to the interpolated values (the model), which is all training needs.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["interp", "redshift_to_observed"]
+__all__ = ["interp", "interp_uniform", "redshift_to_observed"]
+
+
+def _gather_linear(fp: torch.Tensor, lo: torch.Tensor, t: torch.Tensor, inside: torch.Tensor):
+    """Values between columns ``lo`` and ``lo + 1`` of ``fp`` at fraction ``t``; 0 outside."""
+    y0 = torch.gather(fp, 1, lo)
+    y1 = torch.gather(fp, 1, lo + 1)
+    values = y0 + t.to(fp.dtype) * (y1 - y0)
+    return torch.where(inside, values, torch.zeros((), dtype=fp.dtype, device=fp.device)), inside
 
 
 def interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,16 +40,22 @@ def interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> tuple[torch.T
         ([[1.0, 0.0]], [[True, False]])
     """
     xp = xp.to(x.dtype)
-    hi = torch.searchsorted(xp, x.contiguous()).clamp(1, xp.shape[0] - 1)
-    lo = hi - 1
-    x0, x1 = xp[lo], xp[hi]
-    t = (x - x0) / (x1 - x0)
-    y0 = torch.gather(fp, 1, lo)
-    y1 = torch.gather(fp, 1, hi)
+    lo = (torch.searchsorted(xp, x.contiguous()) - 1).clamp(0, xp.shape[0] - 2)
+    x0, x1 = xp[lo], xp[lo + 1]
     inside = (x >= xp[0]) & (x <= xp[-1])
-    values = torch.where(inside, y0 + t.to(fp.dtype) * (y1 - y0), torch.zeros((), dtype=fp.dtype,
-                                                                              device=fp.device))
-    return values, inside
+    return _gather_linear(fp, lo, (x - x0) / (x1 - x0), inside)
+
+
+def interp_uniform(position: torch.Tensor, fp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Like :func:`interp` for a uniform grid, given fractional pixel ``position`` (0 = first pixel).
+
+    Why: on a uniform grid the bracket is ``floor(position)``, which is several times faster
+    than a binary search over a million queries per batch.
+    """
+    n = fp.shape[1]
+    inside = (position >= 0) & (position <= n - 1)
+    lo = position.floor().clamp(0, n - 2)
+    return _gather_linear(fp, lo.long(), position - lo, inside)
 
 
 def redshift_to_observed(wave_rest: torch.Tensor, model_rest: torch.Tensor, wave_obs: torch.Tensor,
@@ -52,10 +67,12 @@ def redshift_to_observed(wave_rest: torch.Tensor, model_rest: torch.Tensor, wave
     gives them zero weight.
 
     Arguments:
-        wave_rest: (R,) rest-frame grid. model_rest: (B, R). wave_obs: (P,). z: (B,).
+        wave_rest: (R,) uniform rest-frame grid. model_rest: (B, R). wave_obs: (P,). z: (B,).
 
     Returns:
         ``(model_obs, covered)``, both (B, P).
     """
-    query = wave_obs.to(wave_rest.dtype)[None, :] / (1 + z.to(wave_rest.dtype))[:, None]
-    return interp(query, wave_rest, model_rest)
+    wave_rest = wave_rest.double()  # float64 positions: float32 would blur 1e-3 of a pixel
+    step = (wave_rest[-1] - wave_rest[0]) / (wave_rest.shape[0] - 1)
+    position = (wave_obs.double()[None, :] / (1 + z.double())[:, None] - wave_rest[0]) / step
+    return interp_uniform(position, model_rest)

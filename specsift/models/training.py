@@ -135,6 +135,8 @@ class AutoencoderTrainer:
         similarity_weight, consistency_weight: weights of the phase-2 losses.
         augment_shift: largest redshift change of the consistency copies.
         augment_noise: extra noise of the copies, in units of the pixel sigma (at most).
+        augment_fraction: share of each batch that gets a redshifted copy (the copies double
+            the encoder's work, the CPU bottleneck, so a half is a compromise).
         z_range: ``(z_min, z_max)`` of the model; ``None`` derives it from the training split.
         seed: makes initialisation, data order and augmentation reproducible.
         device: ``auto`` (GPU when present), ``cpu``, ``cuda``...
@@ -149,7 +151,8 @@ class AutoencoderTrainer:
                  phase1_fraction: float = 0.6, batch_size: int = 128, lr: float = 2e-3,
                  phase2_lr: float = 0.5, weight_decay: float = 1e-4, clip: float = 1.0,
                  patience: int = 5, similarity_weight: float = 1.0, consistency_weight: float = 1.0,
-                 augment_shift: float = 0.2, augment_noise: float = 0.5,
+                 augment_shift: float = 0.2, augment_noise: float = 0.3,
+                 augment_fraction: float = 0.5,
                  z_range: tuple[float, float] | None = None, seed: int = 0, device: str = "auto",
                  amp: bool = True, distributed: bool = False):
         self.latents = latents
@@ -166,6 +169,7 @@ class AutoencoderTrainer:
         self.consistency_weight = consistency_weight
         self.augment_shift = augment_shift
         self.augment_noise = augment_noise
+        self.augment_fraction = augment_fraction
         self.z_range = z_range
         self.seed = seed
         self.device = device
@@ -178,7 +182,7 @@ class AutoencoderTrainer:
         """The parameters that define the run (a resumed run must use the same ones)."""
         keys = ("latents", "size", "epochs", "phase1_fraction", "batch_size", "lr", "phase2_lr",
                 "weight_decay", "clip", "patience", "similarity_weight", "consistency_weight",
-                "augment_shift", "augment_noise", "seed")
+                "augment_shift", "augment_noise", "augment_fraction", "seed")
         return {k: getattr(self, k) for k in keys}
 
     def _phase_epochs(self) -> tuple[int, int]:
@@ -197,9 +201,10 @@ class AutoencoderTrainer:
         flux, ivar, z, flag = clean_batch(flux, ivar, z, net.z_min, net.z_max)
         valid = flag == 0
         b = len(z)
+        k = math.ceil(self.augment_fraction * b)  # the batch is shuffled: copy the first k
         if phase == 1:  # originals and their redshifted copies go through one forward call
-            copies = redshift_copy(flux, ivar, z, net.wave_obs, net.z_min, net.z_max, generator,
-                                   self.augment_shift, self.augment_noise)
+            copies = redshift_copy(flux[:k], ivar[:k], z[:k], net.wave_obs, net.z_min, net.z_max,
+                                   generator, self.augment_shift, self.augment_noise)
             flux, ivar, z = (torch.cat([a, c]) for a, c in zip((flux, ivar, z), copies))
         with engine.autocast():
             latents, rest, recon, covered = model(flux, ivar, z)
@@ -210,7 +215,7 @@ class AutoencoderTrainer:
         if phase == 1:
             latents = latents.float()
             terms["similarity"] = similarity_loss(latents[:b], rest[:b].float(), valid=valid)
-            terms["consistency"] = consistency_loss(latents[:b], latents[b:], valid)
+            terms["consistency"] = consistency_loss(latents[:k], latents[b:], valid[:k])
         terms["loss"] = (terms["fidelity"]
                          + self.similarity_weight * terms.get("similarity", 0.0)
                          + self.consistency_weight * terms.get("consistency", 0.0))

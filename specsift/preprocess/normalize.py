@@ -61,7 +61,10 @@ def window_median(wave: np.ndarray, flux: np.ndarray, good: np.ndarray, z: np.nd
 def normalize(flux: np.ndarray, ivar: np.ndarray, good: np.ndarray,
               norm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``flux / norm`` and ``ivar * norm**2``, both exactly 0 on bad pixels (float32)."""
-    scale = np.asarray(norm, dtype=np.float64)[:, None]
-    out_flux = np.where(good, flux / scale, 0.0).astype(np.float32)
-    out_ivar = np.where(good, ivar * scale**2, 0.0).astype(np.float32)
+    norm = np.asarray(norm, dtype=np.float64)[:, None]
+    with np.errstate(invalid="ignore", over="ignore"):
+        out_flux = np.divide(flux, norm.astype(np.float32), dtype=np.float32)
+        out_ivar = np.multiply(ivar, (norm**2).astype(np.float32), dtype=np.float32)
+    out_flux[~good] = 0.0
+    out_ivar[~good] = 0.0
     return out_flux, out_ivar

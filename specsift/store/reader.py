@@ -8,7 +8,6 @@ different input files, and memory stays at a few chunks however large the store 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -23,8 +22,6 @@ from .format import read_manifest, read_wave, shard_paths
 from .tables import read_table
 
 __all__ = ["SpectraStore"]
-
-logger = logging.getLogger("specsift.store")
 
 
 class SpectraStore:
@@ -55,7 +52,6 @@ class SpectraStore:
         self._keys = [shard["key"] for shard in self.manifest["shards"]]
         sizes = np.array([shard["n"] for shard in self.manifest["shards"]], dtype=np.int64)
         self._offsets = np.concatenate([[0], np.cumsum(sizes)])
-        self._files: dict[int, pq.ParquetFile] = {}
 
     def __len__(self) -> int:
         return int(self._offsets[-1])
@@ -63,12 +59,6 @@ class SpectraStore:
     def __repr__(self) -> str:
         return (f"SpectraStore({str(self.path)!r}: {len(self)} {self.survey} spectra, "
                 f"sample {self.sample!r}, {self.wave.size} pixels)")
-
-    def __getstate__(self):
-        # open Parquet handles do not cross process boundaries (DataLoader workers)
-        state = self.__dict__.copy()
-        state["_files"] = {}
-        return state
 
     @cached_property
     def meta(self) -> Table:
@@ -116,13 +106,14 @@ class SpectraStore:
         shard = int(np.searchsorted(self._offsets, chunk_rows[0], side="right") - 1)
         local = chunk_rows - self._offsets[shard]
         group = int(local[0] // self.chunk_rows)
-        if shard not in self._files:
-            path = shard_paths(self.path, self._keys[shard])["spectra"]
-            try:
-                self._files[shard] = pq.ParquetFile(path)
-            except (OSError, ValueError) as exc:
-                raise SpecsiftInputError(f"unreadable store shard: {exc}", path) from None
-        table = self._files[shard].read_row_group(group, columns=["flux", "ivar"])
+        path = shard_paths(self.path, self._keys[shard])["spectra"]
+        # opened per chunk: an open ParquetFile keeps ~10 MB of buffers, which would grow with
+        # the number of shards visited; reading the footer again costs far less than a chunk
+        try:
+            with pq.ParquetFile(path) as handle:
+                table = handle.read_row_group(group, columns=["flux", "ivar"])
+        except (OSError, ValueError) as exc:
+            raise SpecsiftInputError(f"unreadable store shard: {exc}", path) from None
         take = local - group * self.chunk_rows
         p = self.wave.size
         out = []

@@ -135,6 +135,8 @@ def test_explicit_redrock_option_joins_a_coadd_with_no_sibling(mock_desi_dir, tm
     with fits.open(coadd.with_name(coadd.name.replace("coadd", "redrock"))) as hdul:
         z = dict(zip(hdul["REDSHIFTS"].data["TARGETID"], hdul["REDSHIFTS"].data["Z"]))
     np.testing.assert_allclose(joined.z, [z[t] for t in joined.ids])
+    by_folder = desi.read(tmp_path / coadd.name, redrock=mock_desi_dir)
+    np.testing.assert_array_equal(by_folder.z, joined.z)
     assert np.isnan(desi.read(coadd, redrock=False).z).all()
 
 
@@ -246,6 +248,18 @@ def test_files_that_are_not_coadds_are_refused_with_what_they_are(real_data, nam
     with pytest.raises(SpecsiftInputError, match=message) as err:
         desi.read(real_data / "desi" / name)
     assert name in str(err.value)
+
+
+def test_every_real_desi_file_loads_or_says_what_it_is(real_data):
+    documented = ("Redrock redshift file", "per-exposure spectra file", "not a DESI coadd")
+    loaded = 0
+    for path in sorted((real_data / "desi").glob("*.fits")):
+        try:
+            loaded += len(desi.read(path)) > 0
+        except SpecsiftInputError as err:
+            assert any(text in str(err) for text in documented), str(err)
+            assert "coadd" not in path.name
+    assert loaded == 5
 
 
 def test_corrupt_file_is_a_clean_error(tmp_path):

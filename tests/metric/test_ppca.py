@@ -8,7 +8,7 @@ from specsift.errors import SpecsiftInputError
 from specsift.metric import PPCA, WeightedPPCA
 
 
-def _low_rank(n=1500, d=120, k=4, noise=0.1, missing=0.2, seed=0):
+def _low_rank(n=800, d=60, k=4, noise=0.1, missing=0.2, seed=0):
     rng = np.random.default_rng(seed)
     basis = np.linalg.qr(rng.normal(size=(d, k)))[0] * np.array([5.0, 4.0, 3.0, 2.0])[:k]
     X = rng.normal(size=(n, k)) @ basis.T + rng.normal(size=d) + noise * rng.normal(size=(n, d))
@@ -17,18 +17,17 @@ def _low_rank(n=1500, d=120, k=4, noise=0.1, missing=0.2, seed=0):
     return X, basis
 
 
-def test_recovers_known_subspace_with_missing_values():
-    X, basis = _low_rank()
-    model = PPCA(n_components=4, random_state=0).fit(X)
+def test_recovers_known_subspace_with_missing_values(fitted):
+    X, basis, model = fitted
     assert np.degrees(subspace_angles(model.components_.T, basis)).max() < 1.0
     assert model.noise_variance_ == pytest.approx(0.01, rel=0.1)
-    assert model.components_.shape == (4, 120)
+    assert model.components_.shape == (4, 60)
     np.testing.assert_allclose(model.components_ @ model.components_.T, np.eye(4), atol=1e-5)
 
 
 def test_loglikelihood_never_decreases_within_a_stage():
     X, _ = _low_rank()
-    model = PPCA(n_components=4, random_state=0, warm_rows=None, tol=0).fit(X)
+    model = PPCA(n_components=4, random_state=0, warm_rows=None, tol=0, max_iter=25).fit(X)
     assert np.all(np.diff(model.loglike_) > -1e-6)
 
 
@@ -41,16 +40,21 @@ def test_same_seed_same_model_and_convergence_rule():
 
 
 def test_warm_start_stage_reaches_the_full_data_solution():
-    X, basis = _low_rank(n=3000)
-    warm = PPCA(n_components=4, random_state=0, warm_rows=500).fit(X)
+    X, basis = _low_rank(n=1500)
+    warm = PPCA(n_components=4, random_state=0, warm_rows=400).fit(X)
     cold = PPCA(n_components=4, random_state=0, warm_rows=None).fit(X)
     assert np.degrees(subspace_angles(warm.components_.T, cold.components_.T)).max() < 0.2
-    assert warm.score(X) == pytest.approx(cold.score(X), abs=1e-4)
+    assert warm.score(X) == pytest.approx(cold.score(X), abs=1e-3)
 
 
-def test_transform_uses_only_observed_pixels():
-    X, _ = _low_rank()
-    model = PPCA(n_components=4, random_state=0).fit(X)
+@pytest.fixture(scope="module")
+def fitted():
+    X, basis = _low_rank()
+    return X, basis, PPCA(n_components=4, random_state=0).fit(X)
+
+
+def test_transform_uses_only_observed_pixels(fitted):
+    X, _, model = fitted
     full = np.nan_to_num(X[:1], nan=0.0) + np.where(np.isnan(X[:1]), model.mean_, 0)
     z = model.transform(X[:1])
     corrupted = X[:1].copy()
@@ -67,7 +71,7 @@ def test_transform_before_fit_is_a_clear_error():
 
 def test_row_with_every_pixel_missing_is_named():
     X, _ = _low_rank(n=200)
-    model = PPCA(n_components=2, random_state=0).fit(X)
+    model = PPCA(n_components=2, random_state=0, tol=1e-3).fit(X)
     X[7] = np.nan
     with pytest.raises(SpecsiftInputError, match="row 7"):
         model.transform(X)
@@ -75,7 +79,7 @@ def test_row_with_every_pixel_missing_is_named():
 
 def test_weighted_ppca_downweights_noisy_pixels():
     rng = np.random.default_rng(1)
-    X, basis = _low_rank(n=1500, noise=0.05, missing=0.05, seed=1)
+    X, basis = _low_rank(n=800, noise=0.05, missing=0.05, seed=1)
     errors = np.full(X.shape, 0.05, np.float32)
     noisy = rng.random(X.shape) < 0.3
     errors[noisy] = 2.0
@@ -87,9 +91,8 @@ def test_weighted_ppca_downweights_noisy_pixels():
     assert angle_weighted < angle_plain / 2
 
 
-def test_truncated_model_keeps_leading_components():
-    X, _ = _low_rank()
-    model = PPCA(n_components=4, random_state=0).fit(X)
+def test_truncated_model_keeps_leading_components(fitted):
+    X, _, model = fitted
     small = model.truncated(2)
     np.testing.assert_array_equal(small.components_, model.components_[:2])
     assert small.noise_variance_ > model.noise_variance_

@@ -59,3 +59,27 @@ def test_non_finite_or_misshaped_latents_are_rejected_with_the_row(gaussian_flow
         gaussian_flow.log_prob(bad)
     with pytest.raises(SpecsiftInputError, match="fitted on 3"):
         gaussian_flow.log_prob(np.zeros((2, 4)))
+
+
+def test_saved_flow_reloads_identically_and_refuses_modified_weights(gaussian_flow, tmp_path):
+    from specsift.models.modeldir import ModelDir
+
+    model_dir = ModelDir(tmp_path / "model")
+    gaussian_flow.save(model_dir)
+    assert model_dir.config["weights"]["flow"]["sha256"]
+    assert model_dir.config["flow"]["features"] == 3
+    x = _gaussian(50, 5)
+    np.testing.assert_array_equal(LatentFlow.load(model_dir).log_prob(x), gaussian_flow.log_prob(x))
+    weights = model_dir.weights_path("flow")
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(SpecsiftInputError, match="sha256"):
+        LatentFlow.load(model_dir)
+
+
+def test_loading_a_model_without_a_flow_says_how_to_make_one(tmp_path):
+    from specsift.models.modeldir import ModelDir
+
+    with pytest.raises(SpecsiftInputError, match="train-flow"):
+        LatentFlow.load(ModelDir(tmp_path))

@@ -103,7 +103,7 @@ def bad_inputs(mock_desi_dir, tmp_path_factory):
     with fits.open(src / "coadd-mock-0000.fits", mode="update") as hdul:
         hdul["B_FLUX"].data[3, 100:110] = np.nan
         hdul["R_FLUX"].data[4, 500] = np.inf  # 6160 A: outside the arm overlaps
-        hdul["Z_IVAR"].data[5, 10:20] = -1.0
+        hdul["Z_IVAR"].data[5, 1000:1010] = -1.0
         for arm in "BRZ":
             hdul[f"{arm}_IVAR"].data[6] = 0.0
     path = src / "coadd-mock-0001.fits"

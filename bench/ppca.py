@@ -1,0 +1,174 @@
+"""Benchmark: specsift's PPCA against pyppca and ppca-py, and at the paper's full scale.
+
+Side by side on one synthetic data set with a known 30-dimensional subspace and ~20% missing
+pixels laid out like APOGEE (the chip gaps of the 8575-pixel grid, 15.9%, plus ~4% scattered
+censored pixels per star): wall time and principal angles between each fitted subspace and the
+true one. ``pyppca`` (the Verbeek ppca_mv port) and ``ppca-py`` run in a throwaway virtual
+environment under /tmp that this script creates with pip, each in a subprocess stopped after
+``--limit`` seconds.
+
+    .venv/bin/python bench/ppca.py [--small] [--full] [--device auto]
+
+``--full`` also fits 151,145 x 8,575 (K=30, same missing layout), reporting time and peak memory.
+Results: printed and written to ``bench/results/ppca.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.linalg import subspace_angles
+
+from specsift.atomic import atomic_path
+from specsift.io.apogee import ASPCAP_CHIPS
+from specsift.metric import PPCA
+
+FOREIGN_VENV = Path("/tmp/specsift-bench-ppca-venv")
+FOREIGN = {
+    "pyppca": "from pyppca import ppca\nC, ss, M, X, Ye = ppca(Y.astype(float), K, False)\n"
+              "comps = C.T",
+    "ppca-py": "from ppca import PPCA\nm = PPCA(n_components=K, random_state=0).fit(Y)\n"
+               "comps = np.asarray(m.components_)\ncomps = comps if comps.shape[0] == K "
+               "else comps.T",
+}
+
+
+def synthetic(n: int, d: int = 8575, k: int = 30, seed: int = 0, block: int = 8192):
+    """float32 (n, d) data with a known k-dim subspace, NaN at chip gaps + ~4% per star.
+
+    Eigenvalues decay like spectra's (scale 0.05 / (1 + i)); noise sigma 0.01. Written
+    blockwise so the only large allocation is the output array itself.
+    """
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.normal(size=(d, k)))[0].astype(np.float32)
+    scales = (0.05 / (1.0 + np.arange(k))).astype(np.float32)
+    mean = (1.0 - 0.1 * rng.random(d)).astype(np.float32)
+    gap = np.ones(d, bool)
+    if d == 8575:
+        for a, b in ASPCAP_CHIPS:
+            gap[a:b] = False
+    else:
+        gap[:] = False
+        gap[: int(0.159 * d)] = True
+    X = np.empty((n, d), np.float32)
+    for start in range(0, n, block):
+        m = min(block, n - start)
+        z = rng.standard_normal((m, k), dtype=np.float32) * scales
+        part = z @ basis.T + mean + 0.01 * rng.standard_normal((m, d), dtype=np.float32)
+        part[rng.random((m, d), dtype=np.float32) < 0.041] = np.nan
+        part[:, gap] = np.nan
+        X[start:start + m] = part
+    return X, basis
+
+
+def max_angle(components: np.ndarray, basis: np.ndarray, used: np.ndarray) -> tuple[float, float]:
+    """Largest and mean principal angle (degrees) on the observed pixels."""
+    angles = np.degrees(subspace_angles(np.asarray(components, np.float64).T[used],
+                                        basis[used].astype(np.float64)))
+    return float(angles.max()), float(angles.mean())
+
+
+def ensure_foreign_venv() -> Path:
+    python = FOREIGN_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(FOREIGN_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "numpy", "scipy", "pyppca",
+                        "ppca-py"], check=True)
+    return python
+
+
+def run_foreign(name: str, Y: np.ndarray, k: int, limit: float) -> dict:
+    """Fit one foreign PPCA in the throwaway venv; returns time and components (or timeout)."""
+    python = ensure_foreign_venv()
+    with tempfile.TemporaryDirectory(prefix="specsift-ppca-") as tmp:
+        data = Path(tmp) / "Y.npy"
+        np.save(data, Y[:, np.isfinite(Y).any(0)])
+        script = (f"import numpy as np, time\nY = np.load({str(data)!r})\nK = {k}\n"
+                  f"t0 = time.time()\n{FOREIGN[name]}\n"
+                  f"np.save({str(Path(tmp) / 'C.npy')!r}, np.asarray(comps, float))\n"
+                  f"print(time.time() - t0)\n")
+        env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2",
+                   MKL_NUM_THREADS="2")
+        try:
+            done = subprocess.run([str(python), "-c", script], capture_output=True, text=True,
+                                  timeout=limit, env=env)
+        except subprocess.TimeoutExpired:
+            return {"status": f"stopped after {limit:.0f} s", "seconds": None}
+        if done.returncode:
+            return {"status": "failed: " + done.stderr.strip().splitlines()[-1][:200],
+                    "seconds": None}
+        return {"status": "ok", "seconds": float(done.stdout.strip().splitlines()[-1]),
+                "components": np.load(Path(tmp) / "C.npy")}
+
+
+def compare(n: int, k: int, limit: float, device: str) -> dict:
+    X, basis = synthetic(n, k=k, seed=1)
+    used = np.isfinite(X).any(0)
+    out = {"n": n, "d": X.shape[1], "k": k, "missing_fraction": float(np.isnan(X).mean())}
+    t0 = time.time()
+    model = PPCA(n_components=k, random_state=0, device=device).fit(X)
+    ours = {"status": "ok", "seconds": time.time() - t0, "iterations": model.n_iter_}
+    ours["max_angle_deg"], ours["mean_angle_deg"] = max_angle(model.components_, basis, used)
+    out["specsift"] = ours
+    for name in FOREIGN:
+        result = run_foreign(name, X, k, limit)
+        comps = result.pop("components", None)
+        if comps is not None:
+            full = np.zeros((k, X.shape[1]))
+            full[:, used] = comps
+            result["max_angle_deg"], result["mean_angle_deg"] = max_angle(full, basis, used)
+            result["speedup_of_specsift"] = result["seconds"] / ours["seconds"]
+        out[name] = result
+    return out
+
+
+def full_scale(n: int, k: int, device: str) -> dict:
+    t0 = time.time()
+    X, basis = synthetic(n, k=k, seed=2)
+    generated = time.time() - t0
+    t0 = time.time()
+    model = PPCA(n_components=k, random_state=0, device=device).fit(X)
+    seconds = time.time() - t0
+    angle, mean_angle = max_angle(model.components_, basis, np.isfinite(X[:1000]).any(0))
+    return {"n": n, "d": X.shape[1], "k": k, "missing_fraction": float(np.isnan(X[:2000]).mean()),
+            "generate_seconds": generated, "fit_seconds": seconds, "iterations": model.n_iter_,
+            "loglike_last": model.loglike_[-3:], "max_angle_deg": angle,
+            "mean_angle_deg": mean_angle,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+            "threads": torch.get_num_threads(), "device": str(model._device)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--small", action="store_true", help="1,000 stars, quick check")
+    parser.add_argument("--full", action="store_true", help="also the 151,145 x 8,575 case")
+    parser.add_argument("--n", type=int, default=5000, help="stars in the side-by-side (5000)")
+    parser.add_argument("--k", type=int, default=30)
+    parser.add_argument("--limit", type=float, default=600.0, help="seconds per foreign fit")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "ppca.json"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    n = 1000 if args.small else args.n
+    result = {"compare": compare(n, args.k, args.limit, args.device)}
+    if args.full:
+        result["full_scale"] = full_scale(151145, args.k, args.device)
+    print(json.dumps(result, indent=1))
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

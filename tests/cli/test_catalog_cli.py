@@ -1,0 +1,80 @@
+"""``specsift train-flow``, ``score`` and ``gallery`` end to end on tiny trained models."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from specsift.catalog import read_catalog
+from specsift.cli.main import main
+from specsift.models.modeldir import ModelDir
+
+
+@pytest.fixture(scope="module")
+def scored(scoring_setup, tmp_path_factory):
+    """Models copied (so train-flow can rewrite them), a fresh flow, and a FITS catalogue."""
+    root = tmp_path_factory.mktemp("cli_catalog")
+    for name in ("galaxy", "star"):
+        shutil.copytree(getattr(scoring_setup, name), root / name)
+    assert main(["-q", "train-flow", str(scoring_setup.store), "--model", str(root / "galaxy"),
+                 "--transforms", "2", "--hidden", "16", "--max-epochs", "4", "--device", "cpu"]) == 0
+    catalog = root / "catalog.fits"
+    assert main(["-q", "score", str(scoring_setup.store), "--galaxy-model", str(root / "galaxy"),
+                 "--star-model", str(root / "star"), "--out", str(catalog), "--device", "cpu",
+                 "--batch-size", "64", "--star-rule", "chi2+logp"]) == 0
+    return root, catalog
+
+
+def test_train_flow_adds_a_hashed_flow_to_the_model_directory(scored):
+    root, _ = scored
+    config = ModelDir(root / "galaxy").config
+    assert config["flow"]["transforms"] == 2 and config["flow"]["epochs"] <= 4
+    assert re.fullmatch(r"[0-9a-f]{64}", config["weights"]["flow"]["sha256"])
+    assert config["weights"]["autoencoder"]  # the autoencoder record is kept
+
+
+def test_score_writes_the_catalog_with_the_chosen_rule(scored, scoring_setup):
+    _, catalog = scored
+    table, metadata = read_catalog(catalog)
+    assert len(table) == 350 and metadata["STARRULE"] == "chi2+logp"
+    assert table[np.argmin(table["RANK"])]["OUTLIER_SCORE"] == np.nanmax(table["OUTLIER_SCORE"])
+
+
+def test_gallery_draws_the_top_outliers_and_lists_them_in_rank_order(scored, tmp_path):
+    _, catalog = scored
+    out = tmp_path / "gallery"
+    assert main(["-q", "gallery", str(catalog), "--top", "4", "--out", str(out),
+                 "--device", "cpu"]) == 0
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert len(pngs) == 4 and all(p.startswith(f"rank{r:05d}_") for r, p in zip(range(1, 5), pngs))
+    page = (out / "index.html").read_text()
+    assert [page.index(name) for name in pngs] == sorted(page.index(name) for name in pngs)
+    table, _ = read_catalog(catalog)
+    top = table[np.argsort(table["RANK"])[:4]]
+    for target in top["TARGETID"]:
+        assert str(target) in page
+    assert (out / pngs[0]).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_score_reports_bad_input_in_one_line(scoring_setup, tmp_path, capsys):
+    not_a_store = tmp_path / "empty"
+    not_a_store.mkdir()
+    code = main(["score", str(not_a_store), "--galaxy-model", str(scoring_setup.galaxy),
+                 "--star-model", str(scoring_setup.star), "--out", str(tmp_path / "c.parquet")])
+    assert code == 2
+    assert "not a specsift store" in capsys.readouterr().err
+    assert not (tmp_path / "c.parquet").exists()
+
+
+def test_score_refuses_a_model_whose_weights_were_modified(scored, scoring_setup, tmp_path, capsys):
+    root, _ = scored
+    star = tmp_path / "star"
+    shutil.copytree(root / "star", star)
+    weights = star / "flow.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8])
+    code = main(["score", str(scoring_setup.store), "--galaxy-model", str(root / "galaxy"),
+                 "--star-model", str(star), "--out", str(tmp_path / "c.parquet"), "--device", "cpu"])
+    assert code == 2 and "sha256" in capsys.readouterr().err

@@ -1,0 +1,94 @@
+"""Training: a killed run resumes to the same weights; bad objects never make the loss NaN."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from specsift.models.modeldir import AUTOENCODER_WEIGHTS, ModelDir
+from specsift.models.training import AutoencoderTrainer, redshift_range
+
+from .conftest import SyntheticStore
+
+SETTINGS = dict(latents=3, epochs=3, phase1_fraction=0.34, batch_size=32, seed=7, device="cpu",
+                patience=10)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(synthetic_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("full")
+    trainer = AutoencoderTrainer(**SETTINGS).fit(synthetic_store, out)
+    return ModelDir(out), trainer
+
+
+def test_training_lowers_the_reconstruction_error(uninterrupted):
+    _, trainer = uninterrupted
+    history = trainer.history_
+    assert [r["phase"] for r in history] == ["fidelity", "invariance", "invariance"]
+    assert history[-1]["val_reduced_chi2"] < 0.5 * history[0]["val_reduced_chi2"]
+    assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"]) for r in history)
+
+
+def test_model_dir_holds_weights_config_and_log(uninterrupted):
+    md, trainer = uninterrupted
+    config = md.config
+    assert config["latents"] == 3 and config["size"] == "small"
+    assert config["z_min"] == 0.0 and 0.29 <= config["z_max"] <= 0.31
+    assert md.has_weights(AUTOENCODER_WEIGHTS)
+    assert [r["epoch"] for r in md.training_log()] == [0, 1, 2]
+
+
+def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(synthetic_store, uninterrupted,
+                                                                  tmp_path, monkeypatch):
+    md_full, _ = uninterrupted
+    calls = {"n": 0}
+    original = AutoencoderTrainer._run_epoch
+
+    def dies_in_epoch_2(self, *args, **kwargs):  # train+val of epochs 0 and 1, then "killed"
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AutoencoderTrainer, "_run_epoch", dies_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        AutoencoderTrainer(**SETTINGS).fit(synthetic_store, tmp_path)
+    monkeypatch.setattr(AutoencoderTrainer, "_run_epoch", original)
+    assert [r["epoch"] for r in ModelDir(tmp_path).training_log()] == [0, 1]
+    AutoencoderTrainer(**SETTINGS).fit(synthetic_store, tmp_path, resume=True)
+    resumed = ModelDir(tmp_path).load_weights(AUTOENCODER_WEIGHTS)
+    full = md_full.load_weights(AUTOENCODER_WEIGHTS)
+    assert resumed.keys() == full.keys()
+    for key in full:
+        assert torch.equal(resumed[key], full[key]), key
+
+
+def test_resume_with_other_settings_or_fresh_run_on_a_used_dir_is_refused(uninterrupted):
+    md, _ = uninterrupted
+    with pytest.raises(FileExistsError, match="--resume"):
+        AutoencoderTrainer(**SETTINGS).fit(SyntheticStore(), md.path)
+    with pytest.raises(ValueError, match="seed was 7"):
+        AutoencoderTrainer(**{**SETTINGS, "seed": 8}).fit(SyntheticStore(), md.path, resume=True)
+
+
+def test_bad_objects_are_skipped_with_a_warning_and_the_loss_stays_finite(tmp_path, caplog):
+    store = SyntheticStore(n=64, seed=2)
+    train = np.flatnonzero(np.asarray(store.meta["SPLIT"]) == "train")
+    store.ivar[train[0]] = 0                 # no valid pixel
+    store.flux[train[1], 10:20] = np.nan     # NaN flux on valid pixels
+    store.meta["Z"][train[2]] = np.nan       # unknown redshift
+    store.meta["Z"][train[3]] = 5.0          # far outside the model range
+    caplog.set_level(logging.WARNING, logger="specsift")
+    trainer = AutoencoderTrainer(**{**SETTINGS, "epochs": 2, "phase1_fraction": 0.5},
+                                 z_range=(0.0, 0.3)).fit(store, tmp_path)
+    assert all(np.isfinite(r["train_loss"]) for r in trainer.history_)
+    assert trainer.history_[0]["train_n"] == len(train) - 4
+    text = caplog.text
+    assert "no valid pixels" in text and "non-finite" in text and "outside the model range" in text
+
+
+def test_redshift_range_ignores_a_few_catastrophic_redshifts():
+    z = np.concatenate([np.linspace(0.01, 0.55, 5000), [2.5, np.nan]])
+    assert redshift_range(z) == (0.0, 0.55)
+    assert redshift_range(np.array([-0.001, 0.0005, 0.001])) == (-0.01, 0.01)
