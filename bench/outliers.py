@@ -126,7 +126,10 @@ def evaluate(catalog: Path, truth_path: Path) -> dict:
     rank = np.asarray(table["RANK"], float)
     score = -rank  # the catalogue's ordering (unscored objects last)
     bgs = sample == "BGS"
+    missing = ~np.isin(truth["TARGETID"], np.asarray(table["TARGETID"]))
     result = {"n_objects": len(table), "n_bgs": int(bgs.sum()), "n_anomalies": int(outlier[bgs].sum()),
+              "n_truth_not_in_catalog": int(missing.sum()),
+              "n_anomalies_not_in_catalog": int((missing & np.asarray(truth["IS_OUTLIER"], bool)).sum()),
               "n_unscored": int(np.isnan(np.asarray(table["OUTLIER_SCORE"], float)).sum()),
               "auc": roc_auc(score[bgs], outlier[bgs]),
               "top1pct_anomaly_fraction": top_fraction_precision(score[bgs], outlier[bgs]),
@@ -183,7 +186,8 @@ def main() -> int:
     args.json.write_text(json.dumps(result, indent=2))
     ev = result["evaluation"]
     print(f"objects scored: {ev['n_objects']} (BGS {ev['n_bgs']}, anomalies {ev['n_anomalies']}, "
-          f"unscored {ev['n_unscored']})")
+          f"unscored {ev['n_unscored']}; not ingested: {ev['n_truth_not_in_catalog']} objects, "
+          f"{ev['n_anomalies_not_in_catalog']} of them anomalies)")
     print(f"outlier ROC AUC (BGS): {ev['auc']:.4f}   [bar >= 0.95]   (CHI2_GALAXY alone: "
           f"{ev['auc_chi2_galaxy']:.4f})")
     print(f"true anomalies among the top 1%: {ev['top1pct_anomaly_fraction']:.3f}   [bar >= 0.5]")

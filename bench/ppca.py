@@ -46,12 +46,13 @@ FOREIGN = {
 def synthetic(n: int, d: int = 8575, k: int = 30, seed: int = 0, block: int = 8192):
     """float32 (n, d) data with a known k-dim subspace, NaN at chip gaps + ~4% per star.
 
-    Eigenvalues decay like spectra's (scale 0.05 / (1 + i)); noise sigma 0.01. Written
-    blockwise so the only large allocation is the output array itself.
+    Eigenvalues decay like those of normalised APOGEE spectra, ``10 (1 + i)^-2.5`` (the 30th is
+    20x the noise variance), noise sigma 0.01 (S/N 100). Written blockwise so the only large
+    allocation is the output array itself.
     """
     rng = np.random.default_rng(seed)
     basis = np.linalg.qr(rng.normal(size=(d, k)))[0].astype(np.float32)
-    scales = (0.05 / (1.0 + np.arange(k))).astype(np.float32)
+    scales = (np.sqrt(10.0) * (1.0 + np.arange(k)) ** -1.25).astype(np.float32)
     mean = (1.0 - 0.1 * rng.random(d)).astype(np.float32)
     gap = np.ones(d, bool)
     if d == 8575:

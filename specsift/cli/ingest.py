@@ -39,8 +39,12 @@ def run(args) -> int:
     from ..store import ingest
 
     config = load_config(args.config, args.survey)
-    report = ingest(args.inputs, args.out, survey=args.survey, sample=args.sample, config=config,
-                    chunk_rows=args.chunk_rows, overwrite=args.overwrite)
+    try:
+        report = ingest(args.inputs, args.out, survey=args.survey, sample=args.sample,
+                        config=config, chunk_rows=args.chunk_rows, overwrite=args.overwrite)
+    except OSError as exc:  # unreadable inputs are handled per file; this is the store side
+        logger.error("cannot write the store %s: %s", args.out, exc)
+        return 2
     logger.info("store %s: %d read, %d ingested, %d rejected (%d files ingested, %d already "
                 "done)", args.out, report.n_read, report.n_ingested, report.n_rejected,
                 len(report.files_ingested), len(report.files_skipped))

@@ -166,11 +166,7 @@ def merge_arms(arms: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], n: in
     cover = np.zeros(size, np.int64)
     placed = []
     for offset, f, iv, bad in arms:
-        dst, src = DESI_GRID.place(offset, f.shape[1])
-        if src.stop - src.start < f.shape[1]:
-            logger.warning("%s: %d pixels of an arm fall outside %.0f-%.0f A and are not read",
-                           path, f.shape[1] - (src.stop - src.start), DESI_GRID.wave[0],
-                           DESI_GRID.wave[-1])
+        dst, src = DESI_GRID.place(offset, f.shape[1], path)
         flux[:, dst], ivar[:, dst], mask[:, dst] = f[:, src], iv[:, src], bad[:, src]
         cover[dst] += 1
         placed.append((dst, src, f, iv, bad))

@@ -96,7 +96,8 @@ def image(hdul: fits.HDUList, key, path, dtype=None) -> np.ndarray:
     """Image HDU ``key`` as a native-endian array (``dtype`` if given); errors name file and HDU.
 
     FITS is big-endian; the bytes astropy read are swapped in place rather than copied, which
-    saves a full-size allocation per HDU (a quarter of the DESI read time).
+    saves a full-size allocation per HDU (a quarter of the DESI read time). The HDU's own
+    ``data`` are consumed by this: read each image HDU once.
     """
     data = _data(hdul, key, path)
     native = data.dtype.newbyteorder("=")

@@ -48,7 +48,7 @@ class Grid:
     def offset(self, wave, path, what: str = "wavelength", tol: float = 0.01) -> int:
         """Index of ``wave[0]`` on this grid; every pixel must be on the grid within ``tol`` px.
 
-        Pixels may fall outside ``[0, size)``: :meth:`place` crops those and says so.
+        Pixels may fall outside ``[0, size)``: :meth:`place` crops them.
         """
         wave = np.asarray(wave, dtype=np.float64)
         if wave.ndim != 1 or wave.size == 0 or not np.all(np.isfinite(wave)) or np.any(wave <= 0):
@@ -65,30 +65,28 @@ class Grid:
                 f"steps): off by up to {worst:.3f} pixels; resample it onto that grid first", path)
         return first
 
-    def place(self, offset: int, n: int) -> tuple[slice, slice]:
-        """(grid slice, file slice) for ``n`` file pixels starting at grid pixel ``offset``."""
+    def place(self, offset: int, n: int, path=None) -> tuple[slice, slice]:
+        """(grid slice, file slice) for ``n`` file pixels starting at grid pixel ``offset``.
+
+        Pixels beyond the grid are cropped, with a warning naming ``path``.
+        """
         lo, hi = max(offset, 0), min(offset + n, self.size)
+        if hi - lo < n:
+            logger.warning("%s: %d pixels fall outside the %s grid (%.0f-%.0f A) and are not read",
+                           path, n - max(hi - lo, 0), self.name, self.wave[0], self.wave[-1])
         if hi <= lo:
             return slice(0, 0), slice(0, 0)
         return slice(lo, hi), slice(lo - offset, hi - offset)
 
-    def stack(self, pieces, path_of=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rows ``(offset, flux, ivar, bad)`` (1-d each) as (N, size) ``flux, ivar, mask``.
-
-        Grid pixels a spectrum does not cover get flux 0, ivar 0 and are masked; pixels beyond
-        the grid are cropped with a warning naming ``path_of(i)``.
-        """
+    def stack(self, pieces, paths=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows ``(offset, flux, ivar, bad)`` (1-d each, from ``paths``) as (N, size) arrays
+        ``flux, ivar, mask``; grid pixels a spectrum does not cover get flux 0, ivar 0, masked."""
         n = len(pieces)
         flux = np.zeros((n, self.size), np.float32)
         ivar = np.zeros((n, self.size), np.float32)
         mask = np.ones((n, self.size), bool)
         for i, (offset, f, iv, bad) in enumerate(pieces):
-            dst, src = self.place(offset, f.size)
-            if src.stop - src.start < f.size:
-                logger.warning("%s: %d pixels fall outside the %s grid (%.0f-%.0f A), not read",
-                               path_of(i) if path_of else f"spectrum {i}",
-                               f.size - (src.stop - src.start), self.name, self.wave[0],
-                               self.wave[-1])
+            dst, src = self.place(offset, f.size, paths[i] if paths else None)
             flux[i, dst], ivar[i, dst], mask[i, dst] = f[src], iv[src], bad[src]
         return flux, ivar, mask
 

@@ -34,7 +34,7 @@ def iter_files(paths, read_one: ReadOne, grid: Grid, survey: str,
     files = iter(progress(expand_paths(paths), desc=f"{survey} spectra", unit="file"))
     while chunk := list(islice(files, files_per_chunk)):
         rows = [read_one(path) for path in chunk]
-        flux, ivar, mask = grid.stack([r[0] for r in rows], path_of=lambda i: chunk[i])
+        flux, ivar, mask = grid.stack([r[0] for r in rows], chunk)
         meta = Table(rows=[r[1] for r in rows])
         yield Spectra(grid.wave, flux, ivar, mask, np.asarray(meta["Z"], np.float64),
                       np.asarray(meta["ID"]), meta, survey)

@@ -126,6 +126,7 @@ class AutoencoderTrainer:
     Arguments:
         latents: size S of the latent vector.
         size: ``small`` (CPU) or ``paper`` (GPU), see :mod:`specsift.models.configs`.
+        widths: overrides of the named size's settings (e.g. ``{"channels": [8, 16, 32]}``).
         epochs: total epoch budget; ``phase1_fraction`` of it goes to phase 1.
         batch_size: spectra per optimisation step.
         lr: peak learning rate of the one-cycle schedule (phase 2 uses ``lr * phase2_lr``).
@@ -147,7 +148,8 @@ class AutoencoderTrainer:
     epoch, as in ``training_log.jsonl``).
     """
 
-    def __init__(self, latents: int = 6, size: str = "small", epochs: int = 30,
+    def __init__(self, latents: int = 6, size: str = "small", widths: dict | None = None,
+                 epochs: int = 30,
                  phase1_fraction: float = 0.6, batch_size: int = 128, lr: float = 2e-3,
                  phase2_lr: float = 0.5, weight_decay: float = 1e-4, clip: float = 1.0,
                  patience: int = 5, similarity_weight: float = 1.0, consistency_weight: float = 1.0,
@@ -157,6 +159,7 @@ class AutoencoderTrainer:
                  amp: bool = True, distributed: bool = False):
         self.latents = latents
         self.size = size
+        self.widths = widths
         self.epochs = epochs
         self.phase1_fraction = phase1_fraction
         self.batch_size = batch_size
@@ -180,7 +183,7 @@ class AutoencoderTrainer:
 
     def _settings(self) -> dict:
         """The parameters that define the run (a resumed run must use the same ones)."""
-        keys = ("latents", "size", "epochs", "phase1_fraction", "batch_size", "lr", "phase2_lr",
+        keys = ("latents", "size", "widths", "epochs", "phase1_fraction", "batch_size", "lr", "phase2_lr",
                 "weight_decay", "clip", "patience", "similarity_weight", "consistency_weight",
                 "augment_shift", "augment_noise", "augment_fraction", "seed")
         return {k: getattr(self, k) for k in keys}
@@ -302,7 +305,10 @@ class AutoencoderTrainer:
         """A freshly initialised autoencoder for ``store``'s grid (seeded)."""
         torch.manual_seed(self.seed)
         instrument = Instrument(np.asarray(store.wave), name=getattr(store, "survey", ""))
-        return SpectrumAutoencoder(instrument, self.latents, *z_range, **architecture(self.size))
+        return SpectrumAutoencoder(instrument, self.latents, *z_range, **self._architecture())
+
+    def _architecture(self) -> dict:
+        return architecture(self.size, **(self.widths or {}))
 
     def fit(self, store, model_dir, resume: bool = False) -> "AutoencoderTrainer":
         """Train on ``store``'s train split, early-stop on its validation split, write ``model_dir``."""
@@ -404,7 +410,7 @@ class AutoencoderTrainer:
         md.write_training_log(history)
 
     def _write_model(self, md: ModelDir, net, z_range, history, survey: str) -> None:
-        arch = architecture(self.size)
+        arch = self._architecture()
         config = {"model": "spectrum-autoencoder", "latents": self.latents, "size": self.size,
                   "architecture": arch, "z_min": z_range[0], "z_max": z_range[1],
                   "survey": survey,

@@ -13,11 +13,12 @@ rerun retries failed files and skips finished ones.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import shutil
-from importlib import import_module
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from ..io import SURVEYS, expand_paths, read
 from ..preprocess import PreprocessConfig, default_config, preprocess, rejects_table
 from ..runtime import progress
 from .format import (FORMAT, MANIFEST, VERSION, read_manifest, read_wave, shard_key, shard_paths,
-                     write_manifest, write_spectra_shard, write_wave)
+                     spectra_shard_writer, write_manifest, write_wave)
 from .tables import read_table, write_table
 
 __all__ = ["IngestReport", "ingest"]
@@ -109,18 +110,17 @@ def _check_grid(out: Path, manifest: dict, wave: np.ndarray, path: Path) -> None
 
 def _drop_duplicates(prepared, known: dict[str, str], key: str, manifest: dict):
     """Move objects whose id is already in the store (or earlier in this file) to the rejects."""
-    ids = [str(i).strip() for i in prepared.meta["ID"]]
+    owners = [known.get(str(i).strip()) for i in prepared.meta["ID"]]
+    dup = np.array([owner is not None for owner in owners], dtype=bool)
     seen: set[str] = set()
-    dup, detail = np.zeros(len(ids), dtype=bool), []
-    for i, object_id in enumerate(ids):
-        owner = known.get(object_id)
-        if object_id in seen or (owner is not None and owner != key):
-            dup[i] = True
-            source = manifest["inputs"][owner]["path"] if owner not in (None, key) else "this file"
-            detail.append(f"id already ingested from {source}")
+    for i, object_id in enumerate(str(i).strip() for i in prepared.meta["ID"]):
+        dup[i] |= object_id in seen  # twice within one batch
         seen.add(object_id)
     if not dup.any():
         return prepared
+    detail = ["id already ingested from " + ("this file" if owners[i] in (None, key)
+                                             else manifest["inputs"][owners[i]]["path"])
+              for i in np.flatnonzero(dup)]
     meta = prepared.meta
     extra = rejects_table(meta["FILENAME"][dup], meta["ROW"][dup], meta["ID"][dup],
                           ["duplicate id"] * len(detail), detail)
@@ -130,41 +130,66 @@ def _drop_duplicates(prepared, known: dict[str, str], key: str, manifest: dict):
     return prepared
 
 
+def _read_batches(path: Path, survey: str, reader_options: dict):
+    """The file's spectra in batches when its reader can stream (``iter_batches``), else whole."""
+    module = import_module(f"specsift.io.{survey}")
+    if hasattr(module, "iter_batches"):
+        return module.iter_batches([path], **reader_options)
+    return iter([read([path], survey=survey, **reader_options)])
+
+
+def _stack(tables: list[Table]) -> Table:
+    """Stack tables that may differ in columns (e.g. one file without Redrock).
+
+    Empty tables are skipped; if all are empty the first is returned, keeping its columns.
+    """
+    filled = [t for t in tables if len(t)]
+    if not filled:
+        return tables[0] if tables else Table()
+    return vstack(filled, join_type="outer", metadata_conflicts="silent")
+
+
 def _ingest_file(out: Path, path: Path, key: str, manifest: dict, known: dict[str, str],
                  survey: str, sample: str, config: PreprocessConfig, chunk_rows: int,
                  reader_options: dict) -> dict:
-    """Read, preprocess and write one input file's shard; returns its manifest entry."""
-    spectra = read([path], survey=survey, **reader_options)
-    _check_grid(out, manifest, spectra.wave, path)
-    prepared = _drop_duplicates(preprocess(spectra, config, sample, path), known, key, manifest)
-    files = shard_paths(out, key)
-    write_spectra_shard(files["spectra"], prepared.flux, prepared.ivar, chunk_rows)
-    write_table(prepared.meta, files["meta"])
-    write_table(prepared.rejects, files["rejects"])
+    """Read, preprocess and write one input file's shard; returns its manifest entry.
+
+    ``known`` gains this file's ids as they are written; on failure the caller drops them again.
+    """
     for object_id in [k for k, v in known.items() if v == key]:
         del known[object_id]  # a re-ingested (changed) file replaces its old objects
-    known.update(dict.fromkeys((str(i).strip() for i in prepared.meta["ID"]), key))
+    batches = _read_batches(path, survey, reader_options)
+    first = next(batches, None)
+    if first is None:
+        raise SpecsiftInputError("file holds no spectra", path)
+    files = shard_paths(out, key)
+    metas, rejects, n_read = [], [], 0
+    with spectra_shard_writer(files["spectra"], first.wave.size, chunk_rows) as append:
+        for spectra in itertools.chain([first], batches):
+            _check_grid(out, manifest, spectra.wave, path)
+            prepared = _drop_duplicates(preprocess(spectra, config, sample, path), known, key,
+                                        manifest)
+            append(prepared.flux, prepared.ivar)
+            known.update(dict.fromkeys((str(i).strip() for i in prepared.meta["ID"]), key))
+            metas.append(prepared.meta)
+            rejects.append(prepared.rejects)
+            n_read += len(spectra)
+    meta, rejected = _stack(metas), _stack(rejects)
+    write_table(meta, files["meta"])
+    write_table(rejected, files["rejects"])
     stat = path.stat()
     return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            "n_read": len(spectra), "n_ingested": len(prepared.meta),
-            "n_rejected": len(prepared.rejects)}
+            "n_read": n_read, "n_ingested": len(meta), "n_rejected": len(rejected)}
 
 
 def _finalize(out: Path, manifest: dict) -> None:
     """Write the store-wide catalogue and rejects in shard order and mark the store complete."""
     keys = sorted(manifest["inputs"])
-    metas = [read_table(shard_paths(out, k)["meta"]) for k in keys]
-    rejects = [read_table(shard_paths(out, k)["rejects"]) for k in keys]
-
-    def stack(tables: list[Table]) -> Table:
-        tables = [t for t in tables if len(t)]
-        if not tables:
-            return Table()
-        return vstack(tables, join_type="outer", metadata_conflicts="silent")
-
-    write_table(stack(metas), out / "meta.parquet")
-    write_table(stack(rejects) if any(len(r) for r in rejects) else
-                rejects_table([], [], [], [], []), out / "rejects.parquet")
+    rejects = _stack([read_table(shard_paths(out, k)["rejects"]) for k in keys])
+    write_table(_stack([read_table(shard_paths(out, k)["meta"]) for k in keys]),
+                out / "meta.parquet")
+    write_table(rejects if rejects.colnames else rejects_table([], [], [], [], []),
+                out / "rejects.parquet")
     manifest["shards"] = [{"key": k, "n": manifest["inputs"][k]["n_ingested"]} for k in keys]
     for name in ("n_read", "n_ingested", "n_rejected"):
         manifest[name] = int(sum(manifest["inputs"][k][name] for k in keys))
@@ -221,10 +246,11 @@ def ingest(inputs, out: str | Path, survey: str, sample: str = "all",
             problem = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
             logger.error("skipping unreadable input: %s", problem)
             manifest["failed"][key] = {"path": str(path), "problem": problem}
+            for object_id in [k for k, v in known.items() if v == key]:
+                del known[object_id]
             if manifest["inputs"].pop(key, None) is not None:  # it changed and broke since
                 for stale in shard_paths(out, key).values():
                     stale.unlink(missing_ok=True)
-                known = _known_ids(out, manifest)
             write_manifest(out, manifest)
             report.failed[str(path)] = problem
             continue

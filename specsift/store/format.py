@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ from ..atomic import atomic_path
 from ..errors import SpecsiftInputError
 
 __all__ = ["FORMAT", "VERSION", "MANIFEST", "shard_key", "shard_paths", "read_manifest",
-           "write_manifest", "write_spectra_shard", "read_wave", "write_wave"]
+           "write_manifest", "spectra_shard_writer", "read_wave", "write_wave"]
 
 FORMAT = "specsift-store"
 VERSION = 1
@@ -77,22 +78,50 @@ def write_manifest(root: Path, manifest: dict) -> None:
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
 
 
-def write_spectra_shard(path: Path, flux: np.ndarray, ivar: np.ndarray, chunk_rows: int) -> None:
-    """Write (M, P) flux and ivar as Parquet with one row group per ``chunk_rows`` objects.
+@contextmanager
+def spectra_shard_writer(path: Path, n_pixels: int, chunk_rows: int):
+    """Yield ``append(flux, ivar)`` writing (B, P) batches to one Parquet shard, atomically.
 
-    zstd with byte-stream-split (float bytes grouped by significance) compresses noisy float32
-    spectra better than plain zstd and decodes faster; row groups are the unit a reader fetches.
+    Rows are regrouped so that every row group but the last holds exactly ``chunk_rows`` objects
+    (readers locate row ``i`` in group ``i // chunk_rows``), whatever the batch sizes. zstd with
+    byte-stream-split (float bytes grouped by significance) compresses noisy float32 spectra
+    better than plain zstd and decodes faster.
     """
-    p = flux.shape[1]
+    chunk_rows = max(int(chunk_rows), 1)
+    column_type = pa.list_(pa.float32(), n_pixels)
+    schema = pa.schema([("flux", column_type), ("ivar", column_type)])
+    pending: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def column(values: np.ndarray) -> pa.Array:
-        flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).reshape(-1))
-        return pa.FixedSizeListArray.from_arrays(flat, p)
+    def table(flux: np.ndarray, ivar: np.ndarray) -> pa.Table:
+        return pa.Table.from_arrays(
+            [pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(a, np.float32)
+                                                        .reshape(-1)), n_pixels)
+             for a in (flux, ivar)], schema=schema)
 
-    table = pa.table({"flux": column(flux), "ivar": column(ivar)})
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, row_group_size=max(int(chunk_rows), 1), compression="zstd",
-                       use_dictionary=False, use_byte_stream_split=True, compression_level=1)
+        writer = pq.ParquetWriter(tmp, schema, compression="zstd", compression_level=1,
+                                  use_dictionary=False, use_byte_stream_split=True)
+
+        def flush(final: bool) -> None:
+            if not pending:
+                return
+            flux = np.concatenate([f for f, _ in pending])
+            ivar = np.concatenate([i for _, i in pending])
+            full = len(flux) if final else len(flux) // chunk_rows * chunk_rows
+            if full:
+                writer.write_table(table(flux[:full], ivar[:full]), row_group_size=chunk_rows)
+            pending[:] = [(flux[full:], ivar[full:])] if full < len(flux) else []
+
+        def append(flux: np.ndarray, ivar: np.ndarray) -> None:
+            pending.append((flux, ivar))
+            if sum(len(f) for f, _ in pending) >= chunk_rows:
+                flush(final=False)
+
+        try:
+            yield append
+            flush(final=True)
+        finally:
+            writer.close()
 
 
 def write_wave(root: Path, wave: np.ndarray) -> str:

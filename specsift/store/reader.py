@@ -42,8 +42,9 @@ class SpectraStore:
         self.path = Path(path)
         self.manifest = read_manifest(self.path)
         if not self.manifest.get("complete"):
-            raise SpecsiftInputError("store is incomplete (its ingest was interrupted); rerun the "
-                                     "same specsift ingest command to finish it", self.path)
+            raise SpecsiftInputError("store is incomplete (its ingest was interrupted, or no input "
+                                     "file could be read); rerun the same specsift ingest "
+                                     "command to finish it", self.path)
         self.shuffle_chunks = max(int(shuffle_chunks), 1)
         self.survey: str = self.manifest["survey"]
         self.sample: str = self.manifest["sample"]

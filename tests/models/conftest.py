@@ -56,3 +56,9 @@ class SyntheticStore:
 @pytest.fixture(scope="session")
 def synthetic_store():
     return SyntheticStore()
+
+
+@pytest.fixture(scope="session")
+def make_store():
+    """The :class:`SyntheticStore` class, for tests that need their own (e.g. corrupted) store."""
+    return SyntheticStore

@@ -9,10 +9,9 @@ import torch
 from specsift.models.modeldir import AUTOENCODER_WEIGHTS, ModelDir
 from specsift.models.training import AutoencoderTrainer, redshift_range
 
-from .conftest import SyntheticStore
-
-SETTINGS = dict(latents=3, epochs=3, phase1_fraction=0.34, batch_size=32, seed=7, device="cpu",
-                patience=10)
+TINY = {"channels": [8, 16, 16], "encoder_hidden": [16], "decoder_hidden": [32, 64], "rest_step": 10.0}
+SETTINGS = dict(latents=3, widths=TINY, epochs=3, phase1_fraction=0.34, batch_size=8, lr=3e-3,
+                seed=7, device="cpu", patience=10)
 
 
 @pytest.fixture(scope="module")
@@ -64,16 +63,18 @@ def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(synthetic_store
         assert torch.equal(resumed[key], full[key]), key
 
 
-def test_resume_with_other_settings_or_fresh_run_on_a_used_dir_is_refused(uninterrupted):
+def test_resume_with_other_settings_or_fresh_run_on_a_used_dir_is_refused(uninterrupted,
+                                                                           synthetic_store):
     md, _ = uninterrupted
     with pytest.raises(FileExistsError, match="--resume"):
-        AutoencoderTrainer(**SETTINGS).fit(SyntheticStore(), md.path)
+        AutoencoderTrainer(**SETTINGS).fit(synthetic_store, md.path)
     with pytest.raises(ValueError, match="seed was 7"):
-        AutoencoderTrainer(**{**SETTINGS, "seed": 8}).fit(SyntheticStore(), md.path, resume=True)
+        AutoencoderTrainer(**{**SETTINGS, "seed": 8}).fit(synthetic_store, md.path, resume=True)
 
 
-def test_bad_objects_are_skipped_with_a_warning_and_the_loss_stays_finite(tmp_path, caplog):
-    store = SyntheticStore(n=64, seed=2)
+def test_bad_objects_are_skipped_with_a_warning_and_the_loss_stays_finite(tmp_path, caplog,
+                                                                          make_store):
+    store = make_store(n=64, seed=2)
     train = np.flatnonzero(np.asarray(store.meta["SPLIT"]) == "train")
     store.ivar[train[0]] = 0                 # no valid pixel
     store.flux[train[1], 10:20] = np.nan     # NaN flux on valid pixels

@@ -98,7 +98,8 @@ def test_same_objects_in_two_files_are_rejected_as_duplicates(mock_desi_dir, tmp
 
 @pytest.fixture(scope="module")
 def bad_inputs(mock_desi_dir, tmp_path_factory):
-    """Mock files with bad objects (file 0), a truncated file (1) and a missing HDU (2)."""
+    """Mock files with bad objects (file 0), a truncated file (1), a missing HDU (2) and a
+    file whose blue arm is shifted off the DESI grid by half a pixel."""
     src = copy_mock(mock_desi_dir, tmp_path_factory.mktemp("bad"))
     with fits.open(src / "coadd-mock-0000.fits", mode="update") as hdul:
         hdul["B_FLUX"].data[3, 100:110] = np.nan
@@ -112,6 +113,10 @@ def bad_inputs(mock_desi_dir, tmp_path_factory):
     with fits.open(path) as hdul:
         kept = fits.HDUList([h.copy() for h in hdul if h.name != "R_FLUX"])
     kept.writeto(path, overwrite=True)
+    with fits.open(src / "coadd-mock-0000.fits") as hdul:
+        shifted = fits.HDUList([h.copy() for h in hdul])
+    shifted["B_WAVELENGTH"].data = shifted["B_WAVELENGTH"].data + 0.4
+    shifted.writeto(src / "coadd-offgrid.fits")
     return src
 
 
@@ -137,13 +142,15 @@ def test_unreadable_files_are_recorded_and_the_others_ingested(bad_inputs, tmp_p
     report = ingest(bad_inputs, out, survey="desi", sample="all")
     assert report.files_ingested == [str(bad_inputs / "coadd-mock-0000.fits")]
     truncated, no_hdu = (str(bad_inputs / f"coadd-mock-000{i}.fits") for i in (1, 2))
-    assert set(report.failed) == {truncated, no_hdu}
+    offgrid = str(bad_inputs / "coadd-offgrid.fits")
+    assert set(report.failed) == {truncated, no_hdu, offgrid}
     assert truncated in report.failed[truncated] and "trunc" in report.failed[truncated]
     assert "missing HDU R_FLUX" in report.failed[no_hdu]
+    assert "not on the DESI grid" in report.failed[offgrid]
     failed = {v["path"] for v in _manifest(out)["failed"].values()}
-    assert failed == {truncated, no_hdu}
+    assert failed == {truncated, no_hdu, offgrid}
     again = ingest(bad_inputs, out, survey="desi", sample="all")  # retried, not skipped
-    assert set(again.failed) == {truncated, no_hdu} and len(again.files_skipped) == 1
+    assert set(again.failed) == set(report.failed) and len(again.files_skipped) == 1
 
 
 def test_file_on_another_wavelength_grid_is_refused(mock_desi_dir, tmp_path, monkeypatch):
@@ -175,3 +182,22 @@ def test_existing_store_with_other_settings_is_not_mixed(all_store, mock_desi_di
     (tmp_path / "other" / "notes.txt").write_text("x")
     with pytest.raises(SpecsiftInputError, match="not a specsift store"):
         ingest(src, tmp_path / "other", survey="desi")
+
+
+def test_apogee_bulk_file_streams_in_batches_without_renormalising(mock_apogee_dir, tmp_path):
+    from specsift.io import apogee
+
+    path = mock_apogee_dir / "spectra-mock.fits"
+    report = ingest(path, tmp_path / "store", survey="apogee", chunk_rows=64,
+                    reader_options={"batch_size": 100})
+    store = SpectraStore(tmp_path / "store")
+    raw = apogee.read(path)
+    assert report.n_read == len(raw) == len(store) + len(store.rejects)
+    assert (np.asarray(store.meta["NORM"]) == 1).all()
+    np.testing.assert_array_equal(np.asarray(store.meta["ID"]), raw.ids[np.asarray(store.meta["ROW"])])
+    rows = np.asarray(store.meta["ROW"])
+    for batch in store.batches(batch_size=150):
+        good = batch["ivar"] > 0
+        source = raw.flux[rows[batch["row"]]]
+        np.testing.assert_array_equal(batch["flux"][good], source[good])
+        assert not (good & raw.mask[rows[batch["row"]]]).any()
