@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -54,7 +55,8 @@ def roc_auc(score: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def top_fraction_precision(score: np.ndarray, positive: np.ndarray, fraction: float = 0.01) -> float:
+def top_fraction_precision(score: np.ndarray, positive: np.ndarray,
+                           fraction: float = 0.01) -> float:
     """Fraction of true positives among the ``fraction`` highest scores."""
     n_top = max(1, int(round(fraction * len(score))))
     top = np.argsort(-score, kind="stable")[:n_top]
@@ -72,8 +74,10 @@ def cli(argv: list[str], log: Path) -> dict:
         handle.write(proc.stderr)
     if proc.returncode:
         raise SystemExit(f"specsift {' '.join(argv)} failed (exit {proc.returncode}); see {log}")
-    peak = [int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KB")]
-    return {"seconds": time.perf_counter() - start, "peak_rss_mb": peak[-1] / 1024 if peak else None}
+    peak = [int(line.split()[1]) for line in proc.stderr.splitlines()
+            if line.startswith("PEAK_RSS_KB")]
+    return {"seconds": time.perf_counter() - start,
+            "peak_rss_mb": peak[-1] / 1024 if peak else None}
 
 
 def build(args, work: Path, log: Path) -> dict:
@@ -89,12 +93,21 @@ def build(args, work: Path, log: Path) -> dict:
     common = ["--seed", str(args.seed), "--device", args.device]
     for sample in ("bgs", "mws", "all"):
         store = work / "stores" / sample
+        reuse = getattr(args, f"{sample}_store")
+        if reuse and not store.exists():
+            store.parent.mkdir(parents=True, exist_ok=True)
+            store.symlink_to(Path(reuse).resolve())
         if not store.exists():
             timings[f"ingest_{sample}"] = cli(["ingest", "--survey", "desi", "--sample", sample,
                                                str(data), "--out", str(store)], log)
     for sample, name in (("bgs", "galaxy"), ("mws", "star")):
         model = work / "models" / name
         epochs = ["--epochs", str(args.epochs)] if args.epochs else []
+        reuse = getattr(args, f"{name}_ae")
+        if reuse and not model.exists():  # a copy: the flow is added without touching the source
+            model.mkdir(parents=True)
+            for file in ("config.json", "autoencoder.safetensors"):
+                shutil.copy(Path(reuse) / file, model / file)
         if not (model / "autoencoder.safetensors").exists():
             timings[f"train_ae_{name}"] = cli(["train-ae", str(work / "stores" / sample), "--out",
                                                str(model), *common, *epochs], log)
@@ -127,9 +140,11 @@ def evaluate(catalog: Path, truth_path: Path) -> dict:
     score = -rank  # the catalogue's ordering (unscored objects last)
     bgs = sample == "BGS"
     missing = ~np.isin(truth["TARGETID"], np.asarray(table["TARGETID"]))
-    result = {"n_objects": len(table), "n_bgs": int(bgs.sum()), "n_anomalies": int(outlier[bgs].sum()),
+    result = {"n_objects": len(table), "n_bgs": int(bgs.sum()),
+              "n_anomalies": int(outlier[bgs].sum()),
               "n_truth_not_in_catalog": int(missing.sum()),
-              "n_anomalies_not_in_catalog": int((missing & np.asarray(truth["IS_OUTLIER"], bool)).sum()),
+              "n_anomalies_not_in_catalog": int(
+                  (missing & np.asarray(truth["IS_OUTLIER"], bool)).sum()),
               "n_unscored": int(np.isnan(np.asarray(table["OUTLIER_SCORE"], float)).sum()),
               "auc": roc_auc(score[bgs], outlier[bgs]),
               "top1pct_anomaly_fraction": top_fraction_precision(score[bgs], outlier[bgs]),
@@ -164,6 +179,12 @@ def main() -> int:
     parser.add_argument("--data", default=None, help="existing mock_desi folder (sample both)")
     parser.add_argument("--work", type=Path, default=None, help="working folder (stores, models)")
     parser.add_argument("--epochs", type=int, default=None, help="autoencoder epochs")
+    for sample in ("bgs", "mws", "all"):
+        parser.add_argument(f"--{sample}-store", default=None,
+                            help=f"reuse an ingested --sample {sample} store of the same data")
+    for name in ("galaxy", "star"):
+        parser.add_argument(f"--{name}-ae", default=None,
+                            help=f"reuse a trained {name} autoencoder directory (copied)")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
@@ -178,8 +199,9 @@ def main() -> int:
     built = build(args, work, log)
     runs = {"all": score(work, "all", work / "catalog.parquet", args, log),
             "mws": score(work, "mws", work / "catalog_mws.parquet", args, log)}
-    result = {"config": {"small": args.small, "n_galaxies": args.n_galaxies, "n_stars": args.n_stars,
-                         "epochs": args.epochs, "device": args.device, "data": built["data"]},
+    result = {"config": {"small": args.small, "n_galaxies": args.n_galaxies,
+                         "n_stars": args.n_stars, "epochs": args.epochs, "device": args.device,
+                         "data": built["data"]},
               "pipeline_timings": built["timings"], "scoring": runs,
               "evaluation": evaluate(work / "catalog.parquet", Path(built["data"]) / "truth.fits")}
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,8 @@ import numpy as np
 __all__ = ["StarGalaxyRule", "RULES"]
 
 RULES = {
-    "chi2": "0.5 * NPIX * (CHI2_GALAXY - CHI2_STAR) > threshold, NPIX = min valid pixels of the two fits",
+    "chi2": "0.5 * NPIX * (CHI2_GALAXY - CHI2_STAR) > threshold, "
+            "NPIX = min valid pixels of the two fits",
     "logp": "LOGP_STAR - LOGP_GALAXY > threshold",
     "chi2+logp": "0.5 * NPIX * (CHI2_GALAXY - CHI2_STAR) + LOGP_STAR - LOGP_GALAXY > threshold",
 }
@@ -39,7 +40,7 @@ class StarGalaxyRule:
         [True, False]
     """
 
-    def __init__(self, rule: str = "chi2", threshold: float = 0.0):
+    def __init__(self, rule: str = "chi2+logp", threshold: float = 0.0):
         if rule not in RULES:
             raise ValueError(f"unknown star/galaxy rule {rule!r}; choose one of {', '.join(RULES)}")
         self.rule = rule
@@ -51,7 +52,8 @@ class StarGalaxyRule:
         terms = []
         if self.rule in ("chi2", "chi2+logp"):
             npix = np.minimum(np.asarray(npix_galaxy, float), np.asarray(npix_star, float))
-            terms.append(0.5 * npix * (np.asarray(chi2_galaxy, float) - np.asarray(chi2_star, float)))
+            delta = np.asarray(chi2_galaxy, float) - np.asarray(chi2_star, float)
+            terms.append(0.5 * npix * delta)
         if self.rule in ("logp", "chi2+logp"):
             terms.append(np.asarray(logp_star, float) - np.asarray(logp_galaxy, float))
         return np.sum(terms, axis=0)

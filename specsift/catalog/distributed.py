@@ -115,7 +115,8 @@ def _run_dask(job: ScoreJob, pending: list[int], workers: int, address: str | No
         client = Client(cluster)
     try:
         futures = client.map(_score_chunk, [job] * len(pending), pending, pure=False)
-        for future in progress(as_completed(futures), total=len(futures), desc="score", unit="chunk"):
+        for future in progress(as_completed(futures), total=len(futures), desc="score",
+                               unit="chunk"):
             future.result()  # re-raises a worker's exception here
     finally:
         client.close()

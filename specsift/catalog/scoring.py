@@ -5,6 +5,9 @@ Every object is scored by both. The galaxy model sees the object at its reported
 star model sees it at its reported redshift clipped to the star model's range (a few hundred
 km/s): the star hypothesis is "this is a Milky Way object", whatever redshift the pipeline
 reported, which is exactly how a star that was reported as a z=0.2 galaxy gets caught.
+
+Objects are never dropped: one outside the galaxy model's redshift range is still scored (and
+keeps its flag), one without any valid pixel gets NaN scores and ranks last.
 """
 
 from __future__ import annotations
@@ -55,7 +58,6 @@ class SurveyModel:
     path: Path
     autoencoder: object
     flow: object
-    config: dict
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "SurveyModel":
@@ -65,7 +67,7 @@ class SurveyModel:
         model_dir = ModelDir(path)
         autoencoder = model_dir.load_autoencoder(device=str(device))
         flow = LatentFlow.load(model_dir, device=str(device))
-        return cls(Path(path), autoencoder, flow, model_dir.config)
+        return cls(Path(path), autoencoder, flow)
 
     @property
     def z_range(self) -> tuple[float, float]:
@@ -96,7 +98,8 @@ class SurveyModel:
                 parts[key].append(np.asarray(batch[key]))
         out = {key: np.concatenate(value) for key, value in parts.items()}
         if not np.array_equal(out["row"], rows):
-            raise RuntimeError("encode_batches returned rows out of order; scores cannot be matched")
+            raise RuntimeError("encode_batches returned other rows than asked for; "
+                               "scores cannot be matched to objects")
         return out
 
 

@@ -61,7 +61,8 @@ class CatalogParts:
                 logger.info("resuming: %d of the chunks are already scored in %s",
                             len(self.done()), self.folder)
                 return self
-            logger.warning("%s holds parts of a run with other inputs; starting afresh", self.folder)
+            logger.warning("%s holds parts of a run with other inputs; starting afresh",
+                           self.folder)
             shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(manifest) as tmp:
@@ -117,8 +118,10 @@ def _column_from_arrow(column: pa.ChunkedArray) -> np.ndarray:
             else pa.array([], type=column.type.value_type)
         return flat.to_numpy(zero_copy_only=False).reshape(-1, width)
     if column.null_count:
-        fill = "" if pa.types.is_string(column.type) else False if pa.types.is_boolean(column.type) \
-            else 0
+        if pa.types.is_string(column.type):
+            fill = ""
+        else:
+            fill = False if pa.types.is_boolean(column.type) else 0
         values = column.fill_null(pa.scalar(fill, column.type)).to_numpy(zero_copy_only=False)
         return np.ma.masked_array(values, mask=column.is_null().to_numpy(zero_copy_only=False))
     return column.to_numpy(zero_copy_only=False)

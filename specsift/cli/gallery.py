@@ -16,9 +16,9 @@ def register(subparsers) -> None:
         "gallery", help="draw the top outliers of a catalogue (PNG + index.html)",
         description="Draw the TOP highest-ranked objects of CATALOG: observed spectrum with its "
                     "galaxy-model reconstruction, masked pixels greyed, zooms on [O II], "
-                    "H-beta/[O III], Mg b, Na D and H-alpha/[N II]; plus index.html listing them in "
-                    "rank order with their catalogue rows. The store and the galaxy model default "
-                    "to the paths recorded in the catalogue by `specsift score`.")
+                    "H-beta/[O III], Mg b, Na D and H-alpha/[N II]; plus index.html listing "
+                    "them in rank order with their catalogue rows. The store and the galaxy "
+                    "model default to the paths recorded in the catalogue by `specsift score`.")
     parser.add_argument("catalog", type=Path, help="catalogue written by `specsift score`")
     parser.add_argument("--top", type=int, default=50, help="how many outliers (50)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")

@@ -30,7 +30,7 @@ from .ism_windows import apply_windows, find_ism_windows
 from .ppca import PPCA
 from .rsca import LatentMetric
 
-__all__ = ["Context", "build_context", "run_report", "EXPERIMENTS", "write_table"]
+__all__ = ["Context", "build_context", "run_report", "EXPERIMENTS", "write_table", "oracle_latents"]
 
 logger = logging.getLogger("specsift.metric")
 
@@ -69,9 +69,11 @@ class Context:
 
 
 def build_context(allstar, occam, spectra, n_components: int = 30, seed: int = 0,
-                  truth=None, device: str = "cpu", detect_windows: bool = True) -> Context:
+                  truth=None, device: str = "cpu", detect_windows: bool = True,
+                  with_errors: bool = False) -> Context:
     """Load the samples, censor interstellar windows (App. A) and fit the field PPCA once."""
-    data = load_rsca_data(allstar, occam, spectra=spectra, config=SampleConfig())
+    data = load_rsca_data(allstar, occam, spectra=spectra, config=SampleConfig(),
+                          with_errors=with_errors)
     windows = None
     if detect_windows:
         windows = find_ism_windows(data.field, data.samples.column("AK_TARG")[1], data.wave,
@@ -150,8 +152,16 @@ def fig4(ctx: Context, out: Path) -> list[Path]:
 
 def _oracle_row(ctx: Context) -> dict:
     """Plain rate of the true abundances of a mock (the floor; evaluation only)."""
-    from ..io.catalogs import read_allstar
+    zf, zm = oracle_latents(ctx)
+    return {"raw": ctx.plain(zf, zm).global_rate, "scaled": np.nan, "rsca": np.nan,
+            "n_field": len(zf), "n_members": len(zm)}
+
+
+def oracle_latents(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """True abundances (truth.fits of a mock) of the field and member samples."""
     from astropy.io import fits
+
+    from ..io.catalogs import read_allstar
 
     with fits.open(ctx.truth) as hdul:
         truth = hdul[1].data
@@ -164,11 +174,8 @@ def _oracle_row(ctx: Context) -> dict:
     position = {s: i for i, s in enumerate(true_ids)}
     ids = np.asarray(table["APOGEE_ID"])
     s = ctx.data.samples
-    zf = true_xh[[position[i] for i in ids[s.field]]][:, index]
-    zm = true_xh[[position[i] for i in ids[s.members]]][:, index]
-    rate = ctx.plain(zf, zm).global_rate
-    return {"raw": rate, "scaled": np.nan, "rsca": np.nan, "n_field": len(zf),
-            "n_members": len(zm)}
+    return (true_xh[[position[i] for i in ids[s.field]]][:, index],
+            true_xh[[position[i] for i in ids[s.members]]][:, index])
 
 
 def fig5(ctx: Context, out: Path, draws: int = 5) -> list[Path]:

@@ -101,9 +101,10 @@ class PPCA:
         if self.used_features_.sum() <= k:
             raise SpecsiftInputError(f"only {self.used_features_.sum()} pixels are observed often "
                                      f"enough for {k} components")
+        self._cols = np.flatnonzero(self.used_features_)
         rng = np.random.default_rng(self.random_state)
         torch.manual_seed(self.random_state)
-        self._initialise(X, rng)
+        self._initialise(X, rng, observed_counts[self._cols])
         self.loglike_ = []
         stages = [np.arange(n)]
         if self.warm_rows and n > self.warm_rows:
@@ -137,7 +138,7 @@ class PPCA:
         X = self._check_input(X, errors, fitted=True)
         total, count = 0.0, 0.0
         for _, _, block in self._blocks(X, errors, np.arange(X.shape[0])):
-            _, _, _, loglike = self._e_step(block)
+            *_, loglike = self._e_step(block)
             total += float(loglike.sum())
             count += float(block["obs"].sum())
         return total / count
@@ -168,85 +169,89 @@ class PPCA:
 
     def _blocks(self, X, errors, rows):
         """Yield (start, stop, tensors) for consecutive blocks of ``rows``."""
-        used = torch.as_tensor(self.used_features_, device=self._device)
+        cols = self._cols
         for start in range(0, len(rows), self.batch_size):
             stop = min(len(rows), start + self.batch_size)
             idx = rows[start:stop]
             contiguous = idx[-1] - idx[0] == len(idx) - 1
-            x = X[idx[0]:idx[-1] + 1] if contiguous else X[idx]
-            x = torch.as_tensor(np.ascontiguousarray(x), device=self._device)
-            obs = torch.isfinite(x) & used
+            x = (X[idx[0]:idx[-1] + 1] if contiguous else X[idx])[:, cols]
+            x = torch.as_tensor(x, device=self._device)
+            obs = torch.isfinite(x)
             empty = ~obs.any(1)
             if empty.any():
                 bad = int(idx[int(torch.nonzero(empty)[0])])
                 raise SpecsiftInputError("every pixel of this spectrum is missing", row=bad)
             block = {"x": torch.where(obs, x, 0.0), "obs": obs.float()}
             if self.weighted:
-                err = np.asarray(errors[idx[0]:idx[-1] + 1] if contiguous else errors[idx],
-                                 np.float32)
-                block["err2"] = torch.as_tensor(err, device=self._device).square()
+                err = np.asarray((errors[idx[0]:idx[-1] + 1] if contiguous
+                                  else errors[idx])[:, cols], np.float32)
+                err2 = torch.as_tensor(err, device=self._device).square()
+                block["err2"] = torch.where(obs & torch.isfinite(err2), err2, 0.0)
             yield start, stop, block
 
     # ------------------------------------------------------------------ EM core
-    def _precision(self, block) -> torch.Tensor:
-        """Per-pixel noise precision, 0 where missing."""
-        return block["obs"] / self._s2
+    def _precision(self, block) -> tuple[torch.Tensor, float]:
+        """Per-pixel noise precision as (weights, scale): precision = weights x scale.
+
+        Homoscedastic PPCA keeps the 0/1 mask as weights and folds 1/sigma^2 into the small
+        K x K products, so no extra (B, D) array is made.
+        """
+        return block["obs"], 1.0 / self._s2
 
     def _log_noise(self, block) -> torch.Tensor:
         """Per row: sum over observed pixels of log(noise variance)."""
         return block["obs"].sum(1) * math.log(self._s2)
 
-    def _initialise(self, X: np.ndarray, rng: np.random.Generator) -> None:
+    def _initialise(self, X: np.ndarray, rng: np.random.Generator, counts: np.ndarray) -> None:
         """Column means and a randomised SVD of mean-filled rows (a subset of at most 20k)."""
-        n, d = X.shape
-        k = self.n_components
+        n = X.shape[0]
+        k, d = self.n_components, len(self._cols)
         sums = np.zeros(d)
         for start in range(0, n, self.batch_size):
-            sums += np.nansum(X[start:start + self.batch_size], axis=0, dtype=np.float64)
-        counts = np.maximum(self._count_observed(X), 1)
-        mean = np.where(self.used_features_, sums / counts, 0.0)
+            sums += np.nansum(X[start:start + self.batch_size][:, self._cols], axis=0,
+                              dtype=np.float64)
+        mean = (sums / counts).astype(np.float32)
         rows = np.sort(rng.choice(n, min(n, 20000), replace=False))
-        sub = X[rows] - mean
-        sub = np.where(np.isfinite(sub) & self.used_features_, sub, 0.0).astype(np.float32)
-        a = torch.as_tensor(sub, device=self._device)
+        sub = X[rows][:, self._cols] - mean
+        a = torch.as_tensor(np.where(np.isfinite(sub), sub, 0.0), device=self._device)
         q = min(k + 10, min(a.shape))
         gen = torch.Generator(device="cpu").manual_seed(self.random_state)
         _, s, v = _randomised_svd(a, q, gen)
         var = (s ** 2 / len(rows)).double()
-        total = float((a.double() ** 2).sum() / len(rows) / max(int(self.used_features_.sum()), 1))
-        s2 = max((total * self.used_features_.sum() - float(var[:k].sum())) /
-                 max(int(self.used_features_.sum()) - k, 1), 1e-8 * max(total, 1e-30))
+        total = float(a.double().square().sum() / len(rows))
+        s2 = max((total - float(var[:k].sum())) / max(d - k, 1), 1e-8 * max(total / d, 1e-30))
         scale = torch.sqrt(torch.clamp(var[:k] - s2, min=s2 * 1e-3)).float()
         self._w = (v[:, :k] * scale).to(self._device)
         self._mu = torch.as_tensor(mean, dtype=torch.float32, device=self._device)
         self._s2 = float(s2)
 
     def _e_step(self, block):
-        """Posterior of z for one block: mean (B,K), covariance (B,K,K), precision, loglike."""
+        """Posterior of z for one block: mean (B,K), covariance (B,K,K), weights, scale,
+        residual to the mean (0 where missing) and per-row log-likelihood."""
         k = self.n_components
         w, mu = self._w, self._mu
         i, j, slot = self._tri
-        prec = self._precision(block)
+        weights, scale = self._precision(block)
         ww = w[:, i] * w[:, j]                                    # (D, T)
-        m = (prec @ ww)[:, slot]                                  # (B, K, K)
+        m = (weights @ ww)[:, slot] * scale                       # (B, K, K)
         m = m + torch.eye(k, device=m.device)
         chol = torch.linalg.cholesky(m)
         resid = (block["x"] - mu) * block["obs"]
-        h = (prec * resid) @ w                                    # (B, K)
+        weighted_resid = resid * weights if self.weighted else resid
+        h = (weighted_resid @ w) * scale                          # (B, K)
         ez = torch.cholesky_solve(h.unsqueeze(-1), chol).squeeze(-1)
         cov = torch.cholesky_inverse(chol)
         logdet_c = self._log_noise(block) \
             + 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(1)
-        quad = (prec * resid.square()).sum(1) - (h * ez).sum(1)
+        quad = (weighted_resid * resid).sum(1) * scale - (h * ez).sum(1)
         loglike = -0.5 * (block["obs"].sum(1) * math.log(2 * math.pi) + logdet_c + quad)
-        return ez, cov, prec, loglike
+        return ez, cov, weights, scale, resid, loglike
 
     def _run_em(self, X, errors, rows) -> None:
         k = self.n_components
-        d = X.shape[1]
+        d = len(self._cols)
         self._tri = _triu(k, self._device)
         ia, ja, slot_a = _triu(k + 1, self._device)
-        n_obs = None
         previous = -math.inf
         bar = progress(range(self.max_iter), desc=f"PPCA EM ({len(rows)} rows)", leave=False)
         for _ in bar:
@@ -255,40 +260,37 @@ class PPCA:
             s2_num = s2_den = 0.0
             loglike_sum, count = 0.0, 0.0
             for _, _, block in self._blocks(X, errors, rows):
-                ez, cov, prec, loglike = self._e_step(block)
-                loglike_sum += float(loglike.sum())
-                count += float(block["obs"].sum())
+                ez, cov, weights, scale, resid, loglike = self._e_step(block)
+                loglike_sum += float(loglike.sum(dtype=torch.float64))
+                count += float(block["obs"].sum(dtype=torch.float64))
                 ez1 = torch.cat([ez, torch.ones_like(ez[:, :1])], 1)        # z~ = [z, 1]
                 szz = cov + ez.unsqueeze(2) * ez.unsqueeze(1)
                 s_full = ez1.unsqueeze(2) * ez1.unsqueeze(1)
                 s_full[:, :k, :k] = szz
-                a_acc += (prec.T @ s_full[:, ia, ja]).double()
-                b_acc += ((prec * block["x"]).T @ ez1).double()
+                # normal equations of [w_d, mu_d - old mu_d]: residuals keep sums well scaled
+                weighted_resid = resid * weights if self.weighted else resid
+                a_acc += (weights.T @ s_full[:, ia, ja]).double()
+                b_acc += (weighted_resid.T @ ez1).double()
                 if self.weighted:
-                    num, den = self._noise_terms(block, ez, cov, prec)
+                    num, den = self._noise_terms(block, ez, cov, weights, resid)
                     s2_num += num
                     s2_den += den
                 else:
-                    s2_num += float((prec * block["x"].square()).sum())
+                    s2_num += float((resid.square()).sum(dtype=torch.float64))
             mean_loglike = loglike_sum / count
             self.loglike_.append(mean_loglike)
             self.n_iter_ += 1
             bar.set_postfix(loglike=f"{mean_loglike:.6f}")
             converged = mean_loglike - previous < self.tol
             previous = mean_loglike
-            # M-step: per-pixel (K+1) x (K+1) normal equations A_d [w_d; mu_d] = b_d.
-            used = torch.as_tensor(self.used_features_, device=self._device)
-            a_mat = a_acc[:, slot_a]
-            a_mat[~used] = torch.eye(k + 1, dtype=torch.float64, device=self._device)
-            sol = torch.linalg.solve(a_mat, b_acc.unsqueeze(-1)).squeeze(-1)
-            sol[~used] = 0.0
+            # M-step: per-pixel (K+1) x (K+1) normal equations A_d [w_d; dmu_d] = b_d.
+            sol = torch.linalg.solve(a_acc[:, slot_a], b_acc.unsqueeze(-1)).squeeze(-1)
             if self.weighted:
                 self._s2 = max(self._s2 * s2_num / s2_den, 1e-12)
-            else:
-                n_obs = count
-                self._s2 = max(self._s2 * (s2_num - float((sol * b_acc).sum())) / n_obs, 1e-12)
+            else:  # expected residual sum: sum r^2 - sum_d [w_d, dmu_d] . b_d (b without 1/s2)
+                self._s2 = max((s2_num - float((sol * b_acc).sum())) / count, 1e-12)
             self._w = sol[:, :k].float()
-            self._mu = torch.where(used, sol[:, k].float(), self._mu)
+            self._mu = self._mu + sol[:, k].float()
             if converged:
                 break
         logger.debug("PPCA stage on %d rows: %d iterations, loglike %.6f", len(rows),
@@ -300,10 +302,13 @@ class PPCA:
         u, s, _ = torch.linalg.svd(w, full_matrices=False)
         sign = torch.sign(u[torch.argmax(u.abs(), 0), torch.arange(u.shape[1])])
         u = u * sign
-        self.components_ = u.T.numpy().astype(np.float32)
+        d = len(self.used_features_)
+        self.components_ = np.zeros((self.n_components, d), np.float32)
+        self.components_[:, self._cols] = u.T.numpy()
         self.noise_variance_ = float(self._s2)
         self.explained_variance_ = (s.square() + self._s2).numpy()
-        self.mean_ = self._mu.cpu().numpy()
+        self.mean_ = np.zeros(d, np.float32)
+        self.mean_[self._cols] = self._mu.cpu().numpy()
         self._w = (u * s).float().to(self._device)
         logger.info("PPCA: K=%d, %d iterations, noise variance %.3g", self.n_components,
                     self.n_iter_, self.noise_variance_)
@@ -350,12 +355,13 @@ class PPCA:
         model.mean_ = np.asarray(state["mean"], np.float32)
         model.noise_variance_ = float(state["noise_variance"][0])
         model.used_features_ = np.asarray(state["used_features"]).astype(bool)
+        model._cols = np.flatnonzero(model.used_features_)
         model._device = resolve_device(model.device)
         model._s2 = model.noise_variance_
         scale = np.sqrt(np.maximum(model.explained_variance_ - model.noise_variance_, 0.0))
-        model._w = torch.as_tensor(model.components_.T * scale.astype(np.float32),
+        model._w = torch.as_tensor(model.components_[:, model._cols].T * scale.astype(np.float32),
                                    device=model._device)
-        model._mu = torch.as_tensor(model.mean_, device=model._device)
+        model._mu = torch.as_tensor(model.mean_[model._cols], device=model._device)
         return model
 
 
@@ -373,20 +379,20 @@ class WeightedPPCA(PPCA):
 
     weighted = True
 
-    def _precision(self, block) -> torch.Tensor:
-        return block["obs"] / (self._s2 + block["err2"])
+    def _precision(self, block) -> tuple[torch.Tensor, float]:
+        return block["obs"] / (self._s2 + block["err2"]), 1.0
 
     def _log_noise(self, block) -> torch.Tensor:
         return (block["obs"] * torch.log(self._s2 + block["err2"])).sum(1)
 
-    def _noise_terms(self, block, ez, cov, prec) -> tuple[float, float]:
+    def _noise_terms(self, block, ez, cov, prec, resid) -> tuple[float, float]:
         i, j, _ = self._tri
         w = self._w
-        fitted = ez @ w.T + self._mu
         off = torch.where(i == j, 1.0, 2.0)
         spread = (cov[:, i, j] * off) @ (w[:, i] * w[:, j]).T     # w_d^T Cov_n w_d
-        resid2 = (block["x"] - fitted).square() + spread
-        return float((prec.square() * resid2).sum()), float(prec.sum())
+        resid2 = (resid - ez @ w.T).square() + spread
+        return (float((prec.square() * resid2).sum(dtype=torch.float64)),
+                float(prec.sum(dtype=torch.float64)))
 
 
 def _randomised_svd(a: torch.Tensor, q: int, gen: torch.Generator):

@@ -47,7 +47,8 @@ class LatentFlow:
 
     Example:
         >>> rng = np.random.default_rng(0)
-        >>> flow = LatentFlow(max_epochs=5).fit(rng.normal(size=(500, 2)), rng.normal(size=(100, 2)))
+        >>> train, val = rng.normal(size=(500, 2)), rng.normal(size=(100, 2))
+        >>> flow = LatentFlow(max_epochs=5, device="cpu").fit(train, val)
         >>> flow.log_prob(np.zeros((1, 2))).shape
         (1,)
     """
@@ -172,7 +173,8 @@ class LatentFlow:
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Flow weights plus the standardisation statistics, as one flat tensor dict."""
         self._check_fitted()
-        state = {f"flow.{k}": v.detach().cpu().contiguous() for k, v in self.flow_.state_dict().items()}
+        state = {f"flow.{k}": v.detach().cpu().contiguous()
+                 for k, v in self.flow_.state_dict().items()}
         state[_STATS[0]] = self.latent_mean_.contiguous()
         state[_STATS[1]] = self.latent_std_.contiguous()
         return state
@@ -184,8 +186,9 @@ class LatentFlow:
                 "best_val_log_prob": self.best_val_log_prob_, "seed": self.seed}
 
     def save(self, model_dir) -> None:
-        """Store the flow in a :class:`~specsift.models.modeldir.ModelDir` (safetensors + sha256)."""
-        model_dir.save_weights(FLOW_WEIGHTS, self.state_dict(), extra_config={"flow": self.config()})
+        """Store the flow in a :class:`~specsift.models.modeldir.ModelDir` (safetensors, sha256)."""
+        model_dir.save_weights(FLOW_WEIGHTS, self.state_dict(),
+                               extra_config={"flow": self.config()})
 
     @classmethod
     def load(cls, model_dir, device: str = "cpu") -> "LatentFlow":

@@ -340,9 +340,10 @@ class AutoencoderTrainer:
         state = {"phase": 0, "epoch_in_phase": 0, "epoch": 0, "best": math.inf, "stale": 0,
                  "best_model": None, "scheduler": None}
         history: list[dict] = []
+        pending_optimizer = None
         if checkpoint is not None:
             net.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
+            pending_optimizer = checkpoint["optimizer"]
             torch.set_rng_state(checkpoint["rng"])
             history = json.loads(checkpoint["history"])
             state.update({k: checkpoint[k] for k in ("phase", "epoch_in_phase", "epoch", "stale",
@@ -355,11 +356,17 @@ class AutoencoderTrainer:
         start = time.perf_counter()
         while state["phase"] < len(PHASES):
             phase = state["phase"]
+            if pending_optimizer is not None and state["scheduler"] is None:
+                optimizer.load_state_dict(pending_optimizer)  # resumed at a phase start
+                pending_optimizer = None
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer, max_lr=self.lr * (1 if phase == 0 else self.phase2_lr),
                 total_steps=max(phase_epochs[phase], 1) * steps)
-            if state["scheduler"] is not None:
+            if state["scheduler"] is not None:  # resumed mid-phase
+                # after creating the scheduler, which resets the learning rate and momentum
+                optimizer.load_state_dict(pending_optimizer)
                 scheduler.load_state_dict(state["scheduler"])
+                pending_optimizer = None
             while state["epoch_in_phase"] < phase_epochs[phase] and state["stale"] < self.patience:
                 tic = time.perf_counter()
                 train = self._run_epoch(model, store, train_rows, phase, state["epoch"], engine,

@@ -61,7 +61,8 @@ def _cell(value) -> str:
     if isinstance(value, (float, np.floating)):
         return f"{value:.5g}"
     if isinstance(value, np.ndarray):
-        return "[" + ", ".join(_cell(v) for v in value.ravel()[:8]) + (", ..." if value.size > 8 else "") + "]"
+        shown = ", ".join(_cell(v) for v in value.ravel()[:8])
+        return f"[{shown}{', ...' if value.size > 8 else ''}]"
     return html.escape(str(value))
 
 
@@ -71,10 +72,11 @@ def _page(title: str, rows: list[tuple[str, dict]]) -> str:
     for image, record in rows:
         head = "".join(f"<th>{html.escape(k)}</th>" for k in record)
         body = "".join(f"<td>{_cell(v)}</td>" for v in record.values())
-        blocks.append(f'<section id="rank-{record["RANK"]}">\n<h2>Rank {record["RANK"]}: '
-                      f'{html.escape(str(record["TARGETID"]))}</h2>\n<img src="{html.escape(image)}" '
-                      f'alt="spectrum of rank {record["RANK"]}" width="1000">\n<div class="row">'
-                      f"<table><tr>{head}</tr><tr>{body}</tr></table></div>\n</section>")
+        rank, target = record["RANK"], html.escape(str(record["TARGETID"]))
+        blocks.append(f'<section id="rank-{rank}">\n<h2>Rank {rank}: {target}</h2>\n'
+                      f'<img src="{html.escape(image)}" alt="spectrum of rank {rank}" '
+                      f'width="1000">\n<div class="row"><table><tr>{head}</tr><tr>{body}</tr>'
+                      "</table></div>\n</section>")
     style = ("body{font-family:sans-serif;margin:1em 2em}table{border-collapse:collapse;"
              "font-size:11px}td,th{border:1px solid #ccc;padding:2px 5px;white-space:nowrap}"
              ".row{overflow-x:auto;margin-bottom:2em}")

@@ -34,7 +34,8 @@ MWS_ANY = 1 << 61
 
 # Sample cuts per survey: column -> {operator: value}; see specsift.preprocess.selection.
 # BGS: a confident Redrock galaxy redshift as in the BGS validation (Hahn et al. 2023, AJ 165,
-# 253: ZWARN == 0 and DELTACHI2 > 40), restricted to 0 <= z <= 0.8 as in Liang et al. 2023.
+# 253: ZWARN == 0 and DELTACHI2 > 40), in the 0 <= z <= 0.8 range of the BGS outlier sample
+# (Liang et al. 2023).
 _DESI_SAMPLES = {
     "bgs": {"DESI_TARGET": {"any_bits": BGS_ANY}, "SPECTYPE": {"eq": "GALAXY"},
             "ZWARN": {"eq": 0}, "Z": {"min": 0.0, "max": 0.8}, "DELTACHI2": {"gt": 40.0}},
@@ -50,7 +51,7 @@ class MaskConfig:
     Arguments:
         sky_lines: line list (wavelength in nm, vacuum; intensity); empty = the shared
             ``lines/sky-lines.txt``.
-        n_sky_lines: mask the this many strongest lines that fall on the survey grid.
+        n_sky_lines: mask this many of the strongest lines that fall on the survey grid.
         sky_half_width: half width of each masked window, Angstrom (observed frame).
     """
 

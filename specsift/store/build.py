@@ -17,6 +17,7 @@ import itertools
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
@@ -35,6 +36,8 @@ from .tables import read_table, write_table
 __all__ = ["IngestReport", "ingest"]
 
 logger = logging.getLogger("specsift.store")
+
+MANIFEST_INTERVAL_S = 2.0
 
 
 @dataclass
@@ -66,6 +69,9 @@ def _open_or_create(out: Path, survey: str, sample: str, config: PreprocessConfi
                 (out / name).unlink(missing_ok=True)
             shutil.rmtree(out / "shards", ignore_errors=True)
         else:
+            # temporary files of a killed run (see specsift.atomic.atomic_path) are never reused
+            for stale in [*out.glob(".*.tmp*"), *(out / "shards").glob(".*.tmp*")]:
+                stale.unlink(missing_ok=True)
             wanted = {"survey": survey, "sample": sample, "config_sha256": config.digest(),
                       "chunk_rows": int(chunk_rows)}
             differs = [k for k, v in wanted.items() if manifest.get(k) != v]
@@ -206,6 +212,33 @@ def _input_files(inputs, survey: str) -> list[Path]:
     return expand_paths(inputs, patterns) if patterns else expand_paths(inputs)
 
 
+def _ingest_or_record(out: Path, path: Path, manifest: dict, known: dict[str, str],
+                      report: IngestReport, *args) -> None:
+    """Ingest one input file unless already done; an unreadable file is recorded, not raised."""
+    key = shard_key(path)
+    if _is_done(out, manifest["inputs"].get(key), key, path.stat()):
+        report.files_skipped.append(str(path))
+        return
+    try:
+        entry = _ingest_file(out, path, key, manifest, known, *args)
+    except (SpecsiftInputError, OSError) as exc:
+        problem = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+        logger.error("skipping unreadable input: %s", problem)
+        manifest["failed"][key] = {"path": str(path), "problem": problem}
+        for object_id in [k for k, v in known.items() if v == key]:
+            del known[object_id]
+        if manifest["inputs"].pop(key, None) is not None:  # it changed and broke since
+            for stale in shard_paths(out, key).values():
+                stale.unlink(missing_ok=True)
+        report.failed[str(path)] = problem
+        return
+    manifest["inputs"][key] = entry
+    manifest["failed"].pop(key, None)
+    report.files_ingested.append(str(path))
+    logger.info("%s: %d read, %d ingested, %d rejected", path.name, entry["n_read"],
+                entry["n_ingested"], entry["n_rejected"])
+
+
 def ingest(inputs, out: str | Path, survey: str, sample: str = "all",
            config: PreprocessConfig | None = None, chunk_rows: int = 256,
            overwrite: bool = False, reader_options: dict | None = None) -> IngestReport:
@@ -228,38 +261,27 @@ def ingest(inputs, out: str | Path, survey: str, sample: str = "all",
     survey = survey.lower()
     config = config or default_config(survey)
     config.cuts(sample)  # unknown sample: fail before touching anything
+    if int(chunk_rows) < 1:
+        raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
     files = sorted(dict.fromkeys(p.resolve() for p in _input_files(inputs, survey)))
     manifest = _open_or_create(out, survey, sample, config, chunk_rows, overwrite)
     manifest["complete"] = False
     write_manifest(out, manifest)
     known = _known_ids(out, manifest)
     report = IngestReport()
-    for path in progress(files, desc="ingest", unit="file"):
-        key = shard_key(path)
-        if _is_done(out, manifest["inputs"].get(key), key, path.stat()):
-            report.files_skipped.append(str(path))
-            continue
-        try:
-            entry = _ingest_file(out, path, key, manifest, known, survey, sample, config,
-                                 chunk_rows, reader_options or {})
-        except (SpecsiftInputError, OSError) as exc:
-            problem = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
-            logger.error("skipping unreadable input: %s", problem)
-            manifest["failed"][key] = {"path": str(path), "problem": problem}
-            for object_id in [k for k, v in known.items() if v == key]:
-                del known[object_id]
-            if manifest["inputs"].pop(key, None) is not None:  # it changed and broke since
-                for stale in shard_paths(out, key).values():
-                    stale.unlink(missing_ok=True)
-            write_manifest(out, manifest)
-            report.failed[str(path)] = problem
-            continue
-        manifest["inputs"][key] = entry
-        manifest["failed"].pop(key, None)
+    saved = time.monotonic()
+    try:
+        for path in progress(files, desc="ingest", unit="file"):
+            _ingest_or_record(out, path, manifest, known, report, survey, sample, config,
+                              chunk_rows, reader_options or {})
+            # at most every few seconds: one write per file would cost O(n^2) for one-spectrum
+            # files; a shard finished but not yet recorded is simply redone by a resumed run
+            if time.monotonic() - saved > MANIFEST_INTERVAL_S:
+                write_manifest(out, manifest)
+                saved = time.monotonic()
+    except BaseException:  # interrupted or crashed: record every finished shard, then re-raise
         write_manifest(out, manifest)
-        report.files_ingested.append(str(path))
-        logger.info("%s: %d read, %d ingested, %d rejected", path.name, entry["n_read"],
-                    entry["n_ingested"], entry["n_rejected"])
+        raise
     _finalize(out, manifest)
     report.n_read, report.n_ingested, report.n_rejected = (
         manifest["n_read"], manifest["n_ingested"], manifest["n_rejected"])

@@ -87,7 +87,6 @@ def spectra_shard_writer(path: Path, n_pixels: int, chunk_rows: int):
     byte-stream-split (float bytes grouped by significance) compresses noisy float32 spectra
     better than plain zstd and decodes faster.
     """
-    chunk_rows = max(int(chunk_rows), 1)
     column_type = pa.list_(pa.float32(), n_pixels)
     schema = pa.schema([("flux", column_type), ("ivar", column_type)])
     pending: list[tuple[np.ndarray, np.ndarray]] = []

@@ -120,7 +120,7 @@ class SpectraStore:
         out = []
         for name in ("flux", "ivar"):
             column = table.column(name).combine_chunks()
-            out.append(column.values.to_numpy().reshape(-1, p)[take])
+            out.append(column.flatten().to_numpy().reshape(-1, p)[take])
         return out[0], out[1]
 
     def batches(self, batch_size: int = 256, split: str | None = None, rows=None,

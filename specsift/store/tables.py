@@ -62,8 +62,10 @@ def arrow_to_table(arrow: pa.Table) -> Table:
         if pa.types.is_fixed_size_list(field.type):
             shape = tuple(json.loads(field.metadata[_SHAPE_KEY])) if field.metadata else (
                 field.type.list_size,)
-            # flatten() drops null lists; take the raw child values to keep the row layout
-            values = array.values.to_numpy(zero_copy_only=False)
+            # flatten() drops null lists; slice the child values to keep one row per entry
+            size = field.type.list_size
+            values = array.values.slice(array.offset * size, n * size).to_numpy(
+                zero_copy_only=False)
             values = values.reshape((n,) + shape)
         elif nulls is not None and (pa.types.is_integer(field.type)
                                     or pa.types.is_boolean(field.type)):

@@ -9,7 +9,8 @@ from specsift.catalog.classify import StarGalaxyRule
 
 SCORES = dict(chi2_galaxy=np.array([1.02, 1.30, np.nan, 1.0]),
               chi2_star=np.array([1.10, 1.01, 1.0, 1.0]),
-              npix_galaxy=np.array([1000, 1000, 0, 1000]), npix_star=np.array([1000, 500, 900, 1000]),
+              npix_galaxy=np.array([1000, 1000, 0, 1000]),
+              npix_star=np.array([1000, 500, 900, 1000]),
               logp_galaxy=np.array([-5.0, -9.0, np.nan, -7.0]),
               logp_star=np.array([-8.0, -4.0, -3.0, -6.0]))
 

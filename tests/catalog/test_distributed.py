@@ -45,8 +45,11 @@ def test_killed_run_resumes_scoring_only_the_missing_chunks(scoring_setup, singl
     distributed._score_chunk(job, 2)
     scored = []
     original = distributed._score_chunk
-    monkeypatch.setattr(distributed, "_score_chunk",
-                        lambda job, chunk, device=None: scored.append(chunk) or original(job, chunk))
+    def recording(job, chunk, device=None):
+        scored.append(chunk)
+        return original(job, chunk, device)
+
+    monkeypatch.setattr(distributed, "_score_chunk", recording)
     score_catalog(job)
     assert scored == [1, 3]
     _assert_same(read_catalog(out), single)
@@ -62,7 +65,8 @@ def test_fits_catalog_holds_the_same_rows_and_metadata_as_parquet(scoring_setup,
         np.testing.assert_array_equal(np.asarray(table[name]), np.asarray(ref[name]), err_msg=name)
     from astropy.io import fits
 
-    assert fits.getheader(out, "CATALOG")["STARRULE"] == "chi2"
+    header = fits.getheader(out, "CATALOG")
+    assert header["STARRULE"] == "chi2+logp" and header["STARTHR"] == 0.0
 
 
 def test_unknown_scheduler_is_refused(scoring_setup, tmp_path):

@@ -20,7 +20,8 @@ def scored(scoring_setup, tmp_path_factory):
     for name in ("galaxy", "star"):
         shutil.copytree(getattr(scoring_setup, name), root / name)
     assert main(["-q", "train-flow", str(scoring_setup.store), "--model", str(root / "galaxy"),
-                 "--transforms", "2", "--hidden", "16", "--max-epochs", "4", "--device", "cpu"]) == 0
+                 "--transforms", "2", "--hidden", "16", "--max-epochs", "4",
+                 "--device", "cpu"]) == 0
     catalog = root / "catalog.fits"
     assert main(["-q", "score", str(scoring_setup.store), "--galaxy-model", str(root / "galaxy"),
                  "--star-model", str(root / "star"), "--out", str(catalog), "--device", "cpu",
@@ -69,12 +70,14 @@ def test_score_reports_bad_input_in_one_line(scoring_setup, tmp_path, capsys):
     assert not (tmp_path / "c.parquet").exists()
 
 
-def test_score_refuses_a_model_whose_weights_were_modified(scored, scoring_setup, tmp_path, capsys):
+def test_score_refuses_a_model_whose_weights_were_modified(scored, scoring_setup, tmp_path,
+                                                            capsys):
     root, _ = scored
     star = tmp_path / "star"
     shutil.copytree(root / "star", star)
     weights = star / "flow.safetensors"
     weights.write_bytes(weights.read_bytes()[:-8])
     code = main(["score", str(scoring_setup.store), "--galaxy-model", str(root / "galaxy"),
-                 "--star-model", str(star), "--out", str(tmp_path / "c.parquet"), "--device", "cpu"])
+                 "--star-model", str(star), "--out", str(tmp_path / "c.parquet"),
+                 "--device", "cpu"])
     assert code == 2 and "sha256" in capsys.readouterr().err

@@ -93,7 +93,7 @@ def test_unreadable_file_exits_2_naming_it_after_ingesting_the_rest(mock_desi_di
     assert str(src / "coadd-junk.fits") in json.loads(capsys.readouterr().out)["failed_files"]
 
 
-def test_bad_arguments_give_one_line_errors(tmp_path, capsys):
+def test_bad_arguments_give_one_line_errors(mock_desi_dir, tmp_path, capsys):
     assert main(["ingest", "--survey", "desi", str(tmp_path / "none"), "--out",
                  str(tmp_path / "s")]) == 2
     assert main(["info", str(tmp_path)]) == 2
@@ -101,7 +101,13 @@ def test_bad_arguments_give_one_line_errors(tmp_path, capsys):
     config.write_text("[masks]\nwidth = 3\n")
     assert main(["ingest", "--survey", "desi", "--config", str(config), str(tmp_path),
                  "--out", str(tmp_path / "s")]) == 2
+    (tmp_path / "file.txt").write_text("x")
+    assert main(["ingest", "--survey", "desi", str(mock_desi_dir / "coadd-mock-0000.fits"),
+                 "--out", str(tmp_path / "file.txt" / "store")]) == 2
+    assert main(["ingest", "--survey", "desi", "--chunk-rows", "0", str(mock_desi_dir),
+                 "--out", str(tmp_path / "s")]) == 2
     messages = [line for line in capsys.readouterr().err.splitlines() if " ERROR " in line]
-    assert len(messages) == 3
+    assert len(messages) == 5 and "cannot write the store" in messages[3]
+    assert "chunk_rows must be at least 1" in messages[4]
     assert "no such file or folder" in messages[0] and "not a specsift store" in messages[1]
     assert "unknown key(s) width" in messages[2]

@@ -10,7 +10,7 @@ from specsift.models.modeldir import AUTOENCODER_WEIGHTS, ModelDir
 from specsift.models.training import AutoencoderTrainer, redshift_range
 
 TINY = {"channels": [8, 16, 16], "encoder_hidden": [16], "decoder_hidden": [32, 64], "rest_step": 10.0}
-SETTINGS = dict(latents=3, widths=TINY, epochs=3, phase1_fraction=0.34, batch_size=8, lr=3e-3,
+SETTINGS = dict(latents=3, widths=TINY, epochs=3, phase1_fraction=0.34, batch_size=8, lr=1e-2,
                 seed=7, device="cpu", patience=10)
 
 

@@ -201,3 +201,41 @@ def test_apogee_bulk_file_streams_in_batches_without_renormalising(mock_apogee_d
         source = raw.flux[rows[batch["row"]]]
         np.testing.assert_array_equal(batch["flux"][good], source[good])
         assert not (good & raw.mask[rows[batch["row"]]]).any()
+
+
+def test_shard_written_but_not_recorded_before_a_hard_kill_is_redone(mock_desi_dir, tmp_path):
+    src = copy_mock(mock_desi_dir, tmp_path / "in", files=(0, 1))
+    out = tmp_path / "store"
+    ingest(src, out, survey="desi", sample="bgs")
+    expected = np.asarray(SpectraStore(out).meta["ID"])
+    manifest = _manifest(out)  # as if killed after writing file 1's shard, before recording it
+    last = sorted(manifest["inputs"])[-1]
+    del manifest["inputs"][last]
+    manifest["complete"] = False
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    leftover = out / "shards" / ".coadd-mock-0001-x.spectra.parquet.abc.tmp.parquet"
+    leftover.write_bytes(b"half a shard")  # a write cut short by the kill
+    report = ingest(src, out, survey="desi", sample="bgs")
+    assert len(report.files_ingested) == 1 and len(report.files_skipped) == 1
+    assert not leftover.exists()
+    np.testing.assert_array_equal(np.asarray(SpectraStore(out).meta["ID"]), expected)
+
+
+def test_real_desi_coadds_sky_fibres_rejected_galaxy_normalised(real_data, tmp_path):
+    import specsift
+
+    report = ingest(real_data / "desi", tmp_path / "store", survey="desi", sample="all")
+    store = SpectraStore(tmp_path / "store")
+    assert report.n_read == len(store) + len(store.rejects) and not report.failed
+    reasons = dict(zip(zip(store.rejects["FILENAME"], store.rejects["ROW"]),
+                       store.rejects["REASON"]))
+    raw = specsift.read(real_data / "desi" / "coadd-5-169-thru20210419.fits", survey="desi")
+    for row in np.flatnonzero(~np.asarray(raw.meta["IS_TARGET"], bool)):
+        key = (str(real_data / "desi" / "coadd-5-169-thru20210419.fits"), row)
+        assert reasons[key] == "bad data: not a target (sky or empty fibre)"
+    galaxy = specsift.read(real_data / "desi" / "coadd-4-80613-thru20210324.fits", survey="desi")
+    i = int(np.flatnonzero(np.asarray(store.meta["ID"]) == galaxy.ids[0])[0])
+    z = galaxy.z[0]
+    good = next(store.batches(batch_size=len(store), rows=[i]))["ivar"][0] > 0
+    window = (galaxy.wave >= 5300 * (1 + z)) & (galaxy.wave <= 5850 * (1 + z)) & good
+    assert store.meta["NORM"][i] == pytest.approx(np.median(galaxy.flux[0, window]), rel=1e-6)
