@@ -82,7 +82,8 @@ def run(mock: Path, k: int, seed: int, device: str, weighted: bool) -> dict:
         model = RSCA(n_components=k, weighted=True, random_state=seed,
                      ppca_params={"device": device})
         data = ctx.data
-        model.fit(data.field, data.members, data.clusters, errors_field=data.field_errors)
+        model.fit(data.field, data.members, data.clusters, errors_field=data.field_errors,
+                  errors_members=data.member_errors)
         wf = model.latents(data.field, data.field_errors)
         wm = model.latents(data.members, data.member_errors)
         res["rsca_weighted_spectra_loco"] = ctx.loco(wf, wm).global_rate

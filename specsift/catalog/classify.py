@@ -1,14 +1,13 @@
-"""Star or galaxy: a likelihood ratio between the star model and the galaxy model.
+"""Star or galaxy: a log likelihood ratio between the star model and the galaxy model.
 
 Each model gives two numbers per object: how well it reconstructs the spectrum (reduced chi2 over
-the valid pixels) and how typical the object's latents are (flow log-density). Only the first is
-a likelihood of the *same data* under both hypotheses: with Gaussian noise, ``ln L = -chi2 / 2``
-up to a constant shared by both models, so ``n (chi2_galaxy - chi2_star) / 2`` is the log
-likelihood ratio of star over galaxy. The flow densities live in two different latent spaces
-(each with its own units and dimension), so their difference is not a likelihood ratio of the
-data; it can still be added as a prior-like term (rule ``chi2+logp``) and the benchmark
-(``bench/outliers.py``) reports all rules. The threshold is 0 (equal priors, no truth needed);
-the rule and threshold are written into the catalogue's metadata.
+the valid pixels) and how typical the object's latents are (flow log-density). The evidence of a
+model is approximately ``ln p(x | s) + ln p(s)`` at the object's latents s (MAP approximation),
+and with Gaussian noise ``ln p(x | s) = -chi2 / 2`` up to a constant shared by both models. The
+default rule ``chi2+logp`` thresholds this approximate log evidence ratio; ``chi2`` keeps only the
+reconstruction term (a proper likelihood ratio of the same pixels) and ``logp`` only the latent
+densities (which live in two different latent spaces, so they are the weakest). The threshold 0
+means equal prior odds and needs no truth; rule and threshold go into the catalogue's metadata.
 """
 
 from __future__ import annotations

@@ -67,15 +67,32 @@ def _model_hashes(path: str) -> dict:
     return {p.name: sha256_file(p) for p in sorted(Path(path).glob("*.safetensors"))}
 
 
-@functools.lru_cache(maxsize=4)
+def _stamp(path: str) -> tuple:
+    """Names, sizes and modification times of a folder's files: a cache key that changes when
+    a store is rebuilt or a model retrained in place."""
+    return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                 for p in sorted(Path(path).glob("*")) if p.is_file())
+
+
 def _open_store(path: str):
+    """The store at ``path``, opened once per process (workers score many chunks of it)."""
+    return _cached_store(path, _stamp(path))
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_store(path: str, stamp: tuple):
     from ..store import SpectraStore
 
     return SpectraStore(path)
 
 
-@functools.lru_cache(maxsize=4)
 def _load_models(galaxy: str, star: str, device: str):
+    """Both pipelines, loaded (and hash-checked) once per process."""
+    return _cached_models(galaxy, star, device, _stamp(galaxy), _stamp(star))
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_models(galaxy: str, star: str, device: str, *stamps):
     from .scoring import SurveyModel
 
     return SurveyModel.load(galaxy, device), SurveyModel.load(star, device)
@@ -94,8 +111,8 @@ def _score_chunk(job: ScoreJob, chunk: int, device: str | None = None) -> int:
     store = _open_store(job.store)
     galaxy, star = _load_models(job.galaxy_model, job.star_model, device)
     rows = job.chunk_rows(chunk, len(store))
-    CatalogParts(job.out).write(chunk, score_rows(store, galaxy, star, rows,
-                                                      job.batch_size, device))
+    CatalogParts(job.out).write(chunk, score_rows(store, galaxy, star, rows, job.batch_size,
+                                                  device))
     return chunk
 
 
@@ -124,11 +141,17 @@ def _run_dask(job: ScoreJob, pending: list[int], workers: int, address: str | No
             cluster.close()
 
 
-def _run_accelerate(job: ScoreJob, pending: list[int]) -> bool:
-    """Score this process's share; True on the main process (which then merges)."""
+def _accelerate_state(job: ScoreJob):
+    """accelerate's process state; on CPU it must be asked for explicitly (``torchrun`` etc.)."""
+    import torch
     from accelerate import PartialState
 
-    state = PartialState()
+    return PartialState(cpu=job.device == "cpu" or not torch.cuda.is_available())
+
+
+def _run_accelerate(job: ScoreJob, pending: list[int]) -> bool:
+    """Score this process's share; True on the main process (which then merges)."""
+    state = _accelerate_state(job)
     mine = pending[state.process_index::state.num_processes]
     logger.info("accelerate process %d/%d: %d chunks on %s", state.process_index,
                 state.num_processes, len(mine), state.device)
@@ -152,9 +175,7 @@ def score_catalog(job: ScoreJob, workers: int = 1, scheduler: str = "none",
     n_chunks = -(-n_rows // job.chunk_size)
     parts = job.parts
     if scheduler == "accelerate":
-        from accelerate import PartialState
-
-        state = PartialState()
+        state = _accelerate_state(job)
         if state.is_main_process:
             parts.prepare()
         state.wait_for_everyone()  # nobody lists the parts before the main process vetted them

@@ -120,7 +120,8 @@ def run_fit(args) -> int:
     model = RSCA(n_components=args.n_components, compress=species is None,
                  weighted=args.weighted, random_state=args.seed,
                  ppca_params={"device": args.device})
-    model.fit(data.field, data.members, data.clusters, errors_field=data.field_errors)
+    model.fit(data.field, data.members, data.clusters, errors_field=data.field_errors,
+              errors_members=data.member_errors)
     extra = {"kind": "abundances" if species else "spectra", "species": list(species or []),
              "error_threshold": args.error_threshold, "ism_windows": windows,
              "sample_config": config.to_dict(),
@@ -140,11 +141,9 @@ def run_transform(args) -> int:
     from astropy.table import Table
 
     from ..atomic import atomic_path
-    from ..errors import SpecsiftInputError
     from ..io.apogee import iter_batches
-    from ..io.catalogs import abundance_matrix, read_allstar
-    from ..metric.dataset import chip_pixels
-    from ..metric.ism_windows import window_mask
+    from ..io.catalogs import MISSING, abundance_matrix, read_allstar
+    from ..metric.dataset import censor, chip_pixels
     from ..metric.persist import load_model
 
     model, config = load_model(args.model, device=args.device)
@@ -154,7 +153,7 @@ def run_transform(args) -> int:
             raise ValueError("this model was fitted on abundances: give --allstar")
         table = read_allstar(args.allstar)
         values = abundance_matrix(table, config["species"])
-        ok = (values > -9000).all(1)
+        ok = (values > MISSING / 2).all(1)
         ids.append(np.asarray(table["APOGEE_ID"])[ok])
         parts.append(model.transform(values[ok], n_dims=args.n_dims))
         if (~ok).any():
@@ -169,17 +168,7 @@ def run_transform(args) -> int:
             if len(wave) != len(config["wave"]) or not np.allclose(wave, config["wave"]):
                 raise ValueError(f"{batch.meta['FILENAME'][0]}: wavelength grid differs from "
                                  "the model's")
-            bad = batch.mask[:, pixels] | window_mask(wave, config["ism_windows"])
-            empty = np.flatnonzero(bad.all(1))
-            if len(empty):
-                j = empty[0]
-                raise SpecsiftInputError("every pixel of this spectrum is censored",
-                                         batch.meta["FILENAME"][j], int(batch.meta["ROW"][j]),
-                                         batch.ids[j])
-            flux = np.where(bad, np.nan, batch.flux[:, pixels])
-            errors = None
-            if model.weighted:
-                errors = np.where(bad, np.nan, 1.0 / np.sqrt(batch.ivar[:, pixels]))
+            flux, errors = censor(batch, pixels, config["ism_windows"], model.weighted)
             ids.append(batch.ids)
             parts.append(model.transform(flux, n_dims=args.n_dims, errors=errors))
     table = Table({"APOGEE_ID": np.concatenate(ids).astype(str),
@@ -200,8 +189,7 @@ def run_evaluate(args) -> int:
     from ..preprocess.stellar_samples import SampleConfig
 
     model, config = load_model(args.model, device=args.device)
-    sample_config = SampleConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                    for k, v in config["sample_config"].items()})
+    sample_config = SampleConfig.from_dict(config["sample_config"])
     species = config["species"] if config["kind"] == "abundances" else None
     if species is None and not args.spectra:
         raise ValueError("this model was fitted on spectra: give --spectra")

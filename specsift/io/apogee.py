@@ -36,7 +36,8 @@ logger = logging.getLogger("specsift.io.apogee")
 
 ERROR_THRESHOLD = 0.05
 ASPCAP_CHIPS = ((322, 3242), (3648, 6048), (6412, 8306))
-BADMASK = 0xFF  # APOGEE_PIXMASK bits 0-7: BADPIX, CRPIX, SATPIX, UNFIXABLE, BADDARK, BADFLAT, BADERR, NOSKY
+# APOGEE_PIXMASK bits 0-7: BADPIX, CRPIX, SATPIX, UNFIXABLE, BADDARK, BADFLAT, BADERR, NOSKY
+BADMASK = 0xFF
 
 
 def log_wave(header, n_pix: int) -> np.ndarray:

@@ -9,18 +9,19 @@ ASPCAP chip ranges are kept (7214), since the rest is never observed.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SpecsiftInputError
+from ..spectra import Spectra
 from ..io.apogee import ASPCAP_CHIPS, ERROR_THRESHOLD, iter_batches
 from ..io.catalogs import abundance_matrix, read_allstar, read_occam
 from .ism_windows import window_mask
 from ..preprocess.stellar_samples import SampleConfig, StellarSamples, select_samples
 
-__all__ = ["SpectraMatrix", "load_spectra", "RSCAData", "load_rsca_data", "chip_pixels"]
+__all__ = ["SpectraMatrix", "load_spectra", "censor", "RSCAData", "load_rsca_data", "chip_pixels"]
 
 logger = logging.getLogger("specsift.metric")
 
@@ -30,6 +31,27 @@ def chip_pixels(n_pix: int) -> np.ndarray:
     if n_pix == 8575:
         return np.concatenate([np.arange(a, b) for a, b in ASPCAP_CHIPS])
     return np.arange(n_pix)
+
+
+def censor(batch: Spectra, pixels: np.ndarray, windows=(), with_errors: bool = False
+           ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Flux (and errors) of a batch on ``pixels``, NaN where masked or inside a window.
+
+    Raises :class:`SpecsiftInputError` naming the file, row and id of a star with no pixel left.
+    """
+    bad = batch.mask[:, pixels] | window_mask(batch.wave[pixels], windows)
+    empty = np.flatnonzero(bad.all(1))
+    if len(empty):
+        j = empty[0]
+        raise SpecsiftInputError("every pixel of this spectrum is censored",
+                                 batch.meta["FILENAME"][j], int(batch.meta["ROW"][j]),
+                                 batch.ids[j])
+    flux = np.where(bad, np.nan, batch.flux[:, pixels]).astype(np.float32)
+    if not with_errors:
+        return flux, None
+    with np.errstate(divide="ignore"):
+        errors = np.where(bad, np.nan, 1.0 / np.sqrt(batch.ivar[:, pixels]))
+    return flux, errors.astype(np.float32)
 
 
 @dataclass
@@ -60,21 +82,14 @@ def load_spectra(paths, ids, error_threshold: float = ERROR_THRESHOLD, windows=(
             wave = batch.wave[pixels]
             flux = np.full((len(ids), len(pixels)), np.nan, np.float32)
             error = np.full_like(flux, np.nan) if with_errors else None
-            window = window_mask(wave, windows)
         rows = np.array([position.get(str(s), -1) for s in batch.ids])
         take = np.flatnonzero(rows >= 0)
         if not len(take):
             continue
-        bad = batch.mask[take][:, pixels] | window
-        empty = np.flatnonzero(bad.all(1))
-        if len(empty):
-            j = take[empty[0]]
-            raise SpecsiftInputError("every pixel of this spectrum is censored",
-                                     batch.meta["FILENAME"][j], int(batch.meta["ROW"][j]),
-                                     batch.ids[j])
-        flux[rows[take]] = np.where(bad, np.nan, batch.flux[take][:, pixels])
+        part_flux, part_error = censor(batch[take], pixels, windows, with_errors)
+        flux[rows[take]] = part_flux
         if with_errors:
-            error[rows[take]] = np.where(bad, np.nan, 1.0 / np.sqrt(batch.ivar[take][:, pixels]))
+            error[rows[take]] = part_error
         found[rows[take]] = True
     if flux is None:
         raise SpecsiftInputError("no spectra found", str(paths))
@@ -116,9 +131,7 @@ def load_rsca_data(allstar: str | Path, occam: str | Path, spectra=None, abundan
 
     Exactly one of ``spectra`` (paths) and ``abundances`` (a tuple of species) is used.
     """
-    config = config or SampleConfig()
-    if abundances:
-        config.require_member_abundances = True
+    config = replace(config or SampleConfig(), require_member_abundances=bool(abundances))
     table = read_allstar(allstar)
     samples = select_samples(table, read_occam(occam), config)
     if abundances:

@@ -92,7 +92,7 @@ def _rates(embed_members, clusters, embed_field, member_v, member_ak, field_v, f
                     f"cluster {name}: no field star within {max_dv} km/s in VHELIO_AVG and "
                     f"{max_dak} in AK_TARG of any member, so its doppelganger rate is undefined")
             skipped.append(str(name))
-            logger.warning("cluster %s skipped: no field pair passes the RV/AK cut", name)
+            logger.info("cluster %s skipped: no field pair passes the RV/AK cut", name)
             continue
         per[str(name)] = float(np.mean(to_field < np.median(sibling)))
         sizes[str(name)] = len(idx)

@@ -120,7 +120,8 @@ def fig2(ctx: Context, out: Path) -> list[Path]:
         full = LatentMetric().fit(zf, zm, data.clusters)
         rows.append({"k": k, "loco_rate": ctx.loco(zf, zm).global_rate,
                      "no_cv_rate": ctx.plain(full.transform(zf), full.transform(zm)).global_rate})
-    return [write_table(rows, out / "fig2_rate_vs_k.csv"), plot_rate_vs_k(rows, out / "fig2_rate_vs_k.png")]
+    return [write_table(rows, out / "fig2_rate_vs_k.csv"),
+            plot_rate_vs_k(rows, out / "fig2_rate_vs_k.png")]
 
 
 def _abundance_data(ctx: Context, species) -> RSCAData:
@@ -140,8 +141,9 @@ def fig4(ctx: Context, out: Path) -> list[Path]:
                        data.members.astype(np.float64)))
     rows = []
     for name, data, zf, zm in inputs:
+        scaled = ctx.loco(zf, zm, data, metric=LatentMetric(whiten=False, rotate=False))
         rows.append({"input": name, "raw": ctx.plain(zf, zm, data).global_rate,
-                     "scaled": ctx.loco(zf, zm, data, metric=LatentMetric(False, False)).global_rate,
+                     "scaled": scaled.global_rate,
                      "rsca": ctx.loco(zf, zm, data).global_rate,
                      "n_field": len(zf), "n_members": len(zm)})
     if ctx.truth:

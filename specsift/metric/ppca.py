@@ -151,7 +151,8 @@ class PPCA:
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (stars x pixels), got shape {X.shape}")
         if fitted and X.shape[1] != len(self.mean_):
-            raise ValueError(f"X has {X.shape[1]} pixels, the model was fitted on {len(self.mean_)}")
+            raise ValueError(f"X has {X.shape[1]} pixels, the model was fitted on "
+                             f"{len(self.mean_)}")
         if errors is not None and not self.weighted:
             raise ValueError("PPCA ignores per-pixel errors; use WeightedPPCA for that")
         if self.weighted:

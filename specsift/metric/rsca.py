@@ -165,10 +165,12 @@ class RSCA:
         self.rotate = rotate
         self.relative_scaling = relative_scaling
 
-    def fit(self, X_field, X_members, cluster_labels, errors_field=None) -> "RSCA":
+    def fit(self, X_field, X_members, cluster_labels, errors_field=None,
+            errors_members=None) -> "RSCA":
         """Learn the metric from field stars and labelled open-cluster members.
 
-        ``X_*`` are spectra (NaN = missing pixel) or, with ``compress=False``, abundances.
+        ``X_*`` are spectra (NaN = missing pixel) or, with ``compress=False``, abundances;
+        ``errors_*`` are the pixel uncertainties needed with ``weighted=True``.
         """
         labels = np.asarray(cluster_labels)
         if len(labels) != len(X_members):
@@ -184,7 +186,7 @@ class RSCA:
         z_field = self.latents(X_field, errors_field)
         self.metric_ = LatentMetric(self.whiten, self.rotate, self.relative_scaling)
         self.metric_.fit_sphering(z_field)
-        return self.fit_members(self.latents(X_members), labels)
+        return self.fit_members(self.latents(X_members, errors_members), labels)
 
     def fit_members(self, z_members, cluster_labels) -> "RSCA":
         """Refit steps 3-4 only, from member latents (e.g. with other training clusters)."""

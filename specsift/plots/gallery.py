@@ -49,7 +49,12 @@ def outlier_figure(entry: dict):
     ax.plot([], [], " ", label=f"z = {entry['z']:.4f}")
     ax.plot([], [], " ", label=f"reduced $\\chi^2$ = {entry['chi2']:.2f}")
     ax.plot([], [], " ", label=f"$-\\log p$ = {entry['score']:.2f}")
-    ax.legend(fontsize=7, loc="upper right", ncol=3, framealpha=0.8)
+    # the helper scales to the model; an outlier's data can lie far from it, so show both
+    shown = np.concatenate([np.asarray(entry["flux"])[~np.asarray(entry["mask"])],
+                            np.asarray(entry["model"])])
+    lo, hi = np.nanpercentile(shown, [0.5, 99.5]) if shown.size else (0.0, 1.0)
+    ax.set_ylim(lo - 0.1 * (hi - lo + 1e-6), hi + 0.1 * (hi - lo + 1e-6))
+    ax.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=6, frameon=False)
     ax.set_title(f"rank {entry['rank']}", fontsize=9, loc="left")
     ax.set_xlabel("observed wavelength [$\\AA$]", fontsize=8)
     ax.set_ylabel("normalised flux", fontsize=8)

@@ -48,6 +48,11 @@ class SampleConfig:
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
+    @classmethod
+    def from_dict(cls, values: dict) -> "SampleConfig":
+        """Inverse of :meth:`to_dict` (lists become tuples again)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
 
 @dataclass
 class StellarSamples:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from astropy.io import fits
 
 from specsift.catalog import ScoreJob, read_catalog, score_catalog
 from specsift.catalog import distributed
@@ -63,8 +64,6 @@ def test_fits_catalog_holds_the_same_rows_and_metadata_as_parquet(scoring_setup,
     assert metadata == ref_meta
     for name in ("TARGETID", "RANK", "IS_STAR", "OUTLIER_SCORE", "SPECTYPE", "FILENAME"):
         np.testing.assert_array_equal(np.asarray(table[name]), np.asarray(ref[name]), err_msg=name)
-    from astropy.io import fits
-
     header = fits.getheader(out, "CATALOG")
     assert header["STARRULE"] == "chi2+logp" and header["STARTHR"] == 0.0
 

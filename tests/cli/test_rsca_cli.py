@@ -78,7 +78,8 @@ def test_abundance_model_round_trip(mock_apogee_dir, tmp_path, capsys):
     assert main(["-q", "rsca", "fit", *_catalogues(mock_apogee_dir), "--abundances", "subset",
                  "--out", str(out)]) == 0
     assert main(["-q", "rsca", "transform", str(out), "--allstar",
-                 str(mock_apogee_dir / "allStar-mock.fits"), "--out", str(tmp_path / "e.fits")]) == 0
+                 str(mock_apogee_dir / "allStar-mock.fits"), "--out",
+                 str(tmp_path / "e.fits")]) == 0
     assert Table.read(tmp_path / "e.fits")["EMBEDDING"].shape[1] == 10
 
 

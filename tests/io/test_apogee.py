@@ -46,8 +46,8 @@ def test_aspcapstar_files_match_bulk_rows(mock_apogee_dir):
 
 
 def test_batches_cover_every_row_once(mock_apogee_dir):
-    rows = np.concatenate([b.meta["ROW"] for b in iter_batches(mock_apogee_dir / "spectra-mock.fits",
-                                                               batch_size=100)])
+    path = mock_apogee_dir / "spectra-mock.fits"
+    rows = np.concatenate([b.meta["ROW"] for b in iter_batches(path, batch_size=100)])
     assert rows.tolist() == list(range(len(read(mock_apogee_dir / "spectra-mock.fits"))))
 
 

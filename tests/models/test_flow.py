@@ -17,7 +17,7 @@ def _gaussian(n, seed):
 
 @pytest.fixture(scope="module")
 def gaussian_flow():
-    return LatentFlow(transforms=2, hidden=(32, 32), max_epochs=30, patience=4,
+    return LatentFlow(transforms=2, hidden=(32, 32), max_epochs=20, patience=4, batch_size=500,
                       device="cpu").fit(_gaussian(2000, 0), _gaussian(500, 1))
 
 
@@ -41,7 +41,7 @@ def test_density_integrates_to_one_in_one_dimension():
 
 def test_early_stopping_keeps_the_best_validation_epoch(gaussian_flow):
     history = gaussian_flow.history_
-    assert gaussian_flow.n_epochs_ == len(history) <= 30
+    assert gaussian_flow.n_epochs_ == len(history) <= 20
     best = max(history) - np.log(gaussian_flow.latent_std_.numpy()).sum()
     assert gaussian_flow.best_val_log_prob_ == pytest.approx(best, rel=1e-6)
     assert gaussian_flow.log_prob(_gaussian(500, 1)).mean() == pytest.approx(best, abs=1e-3)
