@@ -140,7 +140,7 @@ class PPCA:
         for _, _, block in self._blocks(X, errors, np.arange(X.shape[0])):
             *_, loglike = self._e_step(block)
             total += float(loglike.sum())
-            count += float(block["obs"].sum())
+            count += float(block["n_obs"].sum(dtype=torch.float64))
         return total / count
 
     # ------------------------------------------------------------------ input handling
@@ -182,7 +182,8 @@ class PPCA:
             if empty.any():
                 bad = int(idx[int(torch.nonzero(empty)[0])])
                 raise SpecsiftInputError("every pixel of this spectrum is missing", row=bad)
-            block = {"x": torch.where(obs, x, 0.0), "obs": obs.float()}
+            block = {"x": torch.where(obs, x, 0.0), "obs": obs.float(),
+                     "n_obs": obs.sum(1, dtype=torch.float32)}
             if self.weighted:
                 err = np.asarray((errors[idx[0]:idx[-1] + 1] if contiguous
                                   else errors[idx])[:, cols], np.float32)
@@ -201,7 +202,7 @@ class PPCA:
 
     def _log_noise(self, block) -> torch.Tensor:
         """Per row: sum over observed pixels of log(noise variance)."""
-        return block["obs"].sum(1) * math.log(self._s2)
+        return block["n_obs"] * math.log(self._s2)
 
     def _initialise(self, X: np.ndarray, rng: np.random.Generator, counts: np.ndarray) -> None:
         """Column means and a randomised SVD of mean-filled rows (a subset of at most 20k)."""
@@ -244,8 +245,9 @@ class PPCA:
         cov = torch.cholesky_inverse(chol)
         logdet_c = self._log_noise(block) \
             + 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(1)
-        quad = (weighted_resid * resid).sum(1) * scale - (h * ez).sum(1)
-        loglike = -0.5 * (block["obs"].sum(1) * math.log(2 * math.pi) + logdet_c + quad)
+        block["resid2"] = (weighted_resid * resid).sum(1)        # reused by the M-step
+        quad = block["resid2"] * scale - (h * ez).sum(1)
+        loglike = -0.5 * (block["n_obs"] * math.log(2 * math.pi) + logdet_c + quad)
         return ez, cov, weights, scale, resid, loglike
 
     def _run_em(self, X, errors, rows) -> None:
@@ -263,7 +265,7 @@ class PPCA:
             for _, _, block in self._blocks(X, errors, rows):
                 ez, cov, weights, scale, resid, loglike = self._e_step(block)
                 loglike_sum += float(loglike.sum(dtype=torch.float64))
-                count += float(block["obs"].sum(dtype=torch.float64))
+                count += float(block["n_obs"].sum(dtype=torch.float64))
                 ez1 = torch.cat([ez, torch.ones_like(ez[:, :1])], 1)        # z~ = [z, 1]
                 szz = cov + ez.unsqueeze(2) * ez.unsqueeze(1)
                 s_full = ez1.unsqueeze(2) * ez1.unsqueeze(1)
@@ -277,7 +279,7 @@ class PPCA:
                     s2_num += num
                     s2_den += den
                 else:
-                    s2_num += float((resid.square()).sum(dtype=torch.float64))
+                    s2_num += float(block["resid2"].sum(dtype=torch.float64))
             mean_loglike = loglike_sum / count
             self.loglike_.append(mean_loglike)
             self.n_iter_ += 1

@@ -25,7 +25,7 @@ def scored(scoring_setup, tmp_path_factory):
     catalog = root / "catalog.fits"
     assert main(["-q", "score", str(scoring_setup.store), "--galaxy-model", str(root / "galaxy"),
                  "--star-model", str(root / "star"), "--out", str(catalog), "--device", "cpu",
-                 "--batch-size", "64", "--star-rule", "chi2+logp"]) == 0
+                 "--batch-size", "64", "--star-rule", "logp"]) == 0
     return root, catalog
 
 
@@ -37,10 +37,12 @@ def test_train_flow_adds_a_hashed_flow_to_the_model_directory(scored):
     assert config["weights"]["autoencoder"]  # the autoencoder record is kept
 
 
-def test_score_writes_the_catalog_with_the_chosen_rule(scored, scoring_setup):
+def test_score_writes_the_catalog_with_the_chosen_rule(scored):
     _, catalog = scored
     table, metadata = read_catalog(catalog)
-    assert len(table) == 350 and metadata["STARRULE"] == "chi2+logp"
+    assert len(table) == 350 and metadata["STARRULE"] == "logp"
+    ratio = np.asarray(table["LOGP_STAR"]) - np.asarray(table["LOGP_GALAXY"])
+    assert table["IS_STAR"].tolist() == (ratio > 0).tolist()
     assert table[np.argmin(table["RANK"])]["OUTLIER_SCORE"] == np.nanmax(table["OUTLIER_SCORE"])
 
 
