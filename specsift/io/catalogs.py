@@ -21,6 +21,10 @@ __all__ = ["read_allstar", "read_occam", "abundance_matrix", "MISSING", "ALLSTAR
            "OCCAM_COLUMNS"]
 
 MISSING = -9999.99  # APOGEE's placeholder for an absent measurement
+# Species APOGEE reports (CI = neutral carbon, TIII = ionised titanium).
+ELEMENT_SYMBOLS = frozenset({"C", "CI", "N", "O", "NA", "MG", "AL", "SI", "P", "S", "K", "CA",
+                             "TI", "TIII", "V", "CR", "MN", "FE", "CO", "NI", "CU", "GE", "RB",
+                             "CE", "ND", "YB"})
 ALLSTAR_COLUMNS = ("APOGEE_ID", "TEFF", "LOGG", "ASPCAPFLAG", "VHELIO_AVG", "AK_TARG", "SNR")
 OCCAM_COLUMNS = ("CLUSTER", "APOGEE_ID", "CG_PROB")
 
@@ -75,11 +79,10 @@ def _abundance_columns(hdul, data, names, path: Path) -> tuple[list[str], np.nda
         if len(elements) != xh.shape[1]:
             raise SpecsiftInputError("X_H has no element list (ELEMENTS HDU or ELEMi keys)", path)
         return [e.upper() for e in elements], xh
-    named_h = sorted(c[:-2] for c in names if c.endswith("_H") and c not in ("M_H",)
-                     and not c.startswith("PARAM"))
+    named_h = sorted(c[:-2] for c in names if c.endswith("_H") and c[:-2] in ELEMENT_SYMBOLS)
     if named_h:
         return named_h, np.stack([np.asarray(data[f"{e}_H"], np.float64) for e in named_h], 1)
-    named_fe = sorted(c[:-3] for c in names if c.endswith("_FE") and c != "FE_FE")
+    named_fe = sorted(c[:-3] for c in names if c.endswith("_FE") and c[:-3] in ELEMENT_SYMBOLS)
     if named_fe and "FE_H" in names:
         feh = np.asarray(data["FE_H"], np.float64)
         cols = [np.where((np.asarray(data[f"{e}_FE"]) > MISSING / 2) & (feh > MISSING / 2),

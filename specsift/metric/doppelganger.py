@@ -90,7 +90,8 @@ def _rates(embed_members, clusters, embed_field, member_v, member_ak, field_v, f
             if empty == "raise":
                 raise SpecsiftInputError(
                     f"cluster {name}: no field star within {max_dv} km/s in VHELIO_AVG and "
-                    f"{max_dak} in AK_TARG of any member, so its doppelganger rate is undefined")
+                    f"{max_dak} in AK_TARG of any member, so its doppelganger rate is undefined"
+                    " (skip such clusters with empty='skip', or --skip-empty on the CLI)")
             skipped.append(str(name))
             logger.info("cluster %s skipped: no field pair passes the RV/AK cut", name)
             continue
