@@ -66,8 +66,7 @@ def run(mock: Path, k: int, seed: int, device: str, weighted: bool) -> dict:
     res["rsca_spectra_top_n"] = top
     res["rsca_spectra_best_top_n"] = {"n_dims": best, "loco_rate": top[best],
                                       "note": "N chosen on the same folds (optimistic)"}
-    scale = np.sqrt(np.maximum(ctx.ppca.explained_variance_ - ctx.ppca.noise_variance_, 0))
-    res["plain_pca_spectra"] = ctx.plain(ctx.z_field * scale, ctx.z_members * scale).global_rate
+    res["plain_pca_spectra"] = ctx.plain(*ctx.pca_scores()).global_rate
 
     abund = load_rsca_data(allstar, occam, abundances=DEFAULT_SPECIES, config=SampleConfig())
     zf, zm = abund.field.astype(np.float64), abund.members.astype(np.float64)

@@ -52,6 +52,11 @@ class Context:
     def rv_ak(self):
         return self.data.rv_ak()
 
+    def pca_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """(field, members) PPCA latents in pixel units: the plain PCA representation."""
+        scale = np.sqrt(np.maximum(self.ppca.explained_variance_ - self.ppca.noise_variance_, 0))
+        return self.z_field * scale, self.z_members * scale
+
     def loco(self, z_field=None, z_members=None, data: RSCAData | None = None, **kw):
         data = data or self.data
         return loco_evaluate(self.z_field if z_field is None else z_field,
@@ -133,7 +138,7 @@ def fig4(ctx: Context, out: Path) -> list[Path]:
     """Spectra, all abundances and an abundance subset: raw, scaled, fully transformed (Fig. 4)."""
     from ..plots.rsca import plot_representations
 
-    inputs = [("spectra", ctx.data, ctx.z_field, ctx.z_members)]
+    inputs = [("spectra", ctx.data, *ctx.pca_scores())]
     for name, species in (("all_abundances", DEFAULT_SPECIES),
                           ("abundance_subset", SUBSET_SPECIES)):
         data = _abundance_data(ctx, species)

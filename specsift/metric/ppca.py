@@ -94,8 +94,7 @@ class PPCA:
         """Fit on ``X`` (N, D) with NaN for missing values; ``errors`` only for WeightedPPCA."""
         X = self._check_input(X, errors)
         self._device = resolve_device(self.device)
-        n, d = X.shape
-        k = self.n_components
+        n, k = X.shape[0], self.n_components
         observed_counts = self._count_observed(X)
         self.used_features_ = observed_counts >= (self.min_observed or k + 2)
         if self.used_features_.sum() <= k:
@@ -103,7 +102,6 @@ class PPCA:
                                      f"enough for {k} components")
         self._cols = np.flatnonzero(self.used_features_)
         rng = np.random.default_rng(self.random_state)
-        torch.manual_seed(self.random_state)
         self._initialise(X, rng, observed_counts[self._cols])
         self.loglike_ = []
         stages = [np.arange(n)]

@@ -20,7 +20,7 @@ SIZES: dict[str, dict] = {
         "encoder_hidden": [64, 32],
         "decoder_hidden": [64, 256],
         "rest_step": 1.0,       # Angstrom per rest-frame pixel
-        "pool_first": True,     # see SpectrumEncoder: five times less full-resolution work
+        "pool_first": True,     # see SpectrumEncoder: less full-resolution work on CPU
     },
     "paper": {
         "channels": [128, 256, 512],

@@ -39,7 +39,7 @@ class SpectrumEncoder(nn.Module):
         hidden: hidden layer sizes of the MLP from the pooled features (+ redshift) to latents.
         pool_first: max-pool right after each convolution, before instance norm and PReLU.
             Both are monotonic per channel, so the pooled maxima are nearly the same, but the
-            element-wise work at full resolution drops five-fold (the CPU bottleneck); False
+            element-wise work at full resolution drops (the CPU bottleneck); False
             gives SPENDER's order (conv, norm, PReLU, pool).
 
     The input has two channels: the flux (0 on masked pixels) and the valid-pixel indicator, so the

@@ -94,7 +94,7 @@ class ModelDir:
             raise SpecsiftInputError(f"model directory holds no '{name}' weights", path=self.path)
         file = self.path / record["file"]
         if not file.exists():
-            raise SpecsiftInputError(f"weights file is missing", path=file)
+            raise SpecsiftInputError("weights file is missing", path=file)
         digest = sha256_file(file)
         if digest != record["sha256"]:
             raise SpecsiftInputError(f"sha256 {digest[:12]}... does not match the recorded "

@@ -103,7 +103,7 @@ def reconstruction_figure(spectra: list[dict], lines=None):
         ax.tick_params(labelsize=7)
         if i == 0:
             ax.legend(fontsize=7, loc="upper right")
-    fig.axes[-len(lines) - 1].set_xlabel("observed wavelength [$\\AA$]", fontsize=8)
+    fig.axes[-1 - len(lines) // 2].set_xlabel("observed wavelength [$\\AA$]", fontsize=8)
     return fig
 
 

@@ -77,8 +77,11 @@ def plot_distance_histograms(distances: dict, rates: dict, path) -> Path:
     for ax, name in zip(axes.flat, names):
         sibling, field = distances[name]
         bins = np.linspace(0, np.quantile(np.concatenate([sibling, field]), 0.99), 30)
-        ax.hist(field, bins, density=True, alpha=0.5, label="field")
-        ax.hist(sibling, bins, density=True, histtype="step", lw=2, label="siblings")
+        for values, style in ((field, {"alpha": 0.5, "label": "field"}),
+                              (sibling, {"histtype": "step", "lw": 2, "label": "siblings"})):
+            inside = values[values <= bins[-1]]
+            if len(inside):
+                ax.hist(inside, bins, density=True, **style)
         ax.axvline(np.median(sibling), color="k", ls=":")
         ax.set_title(f"{name} ({rates[name]:.3f})", fontsize=8)
     for ax in list(axes.flat)[len(names):]:

@@ -62,6 +62,7 @@ def test_real_apstar_combined_row(real_data):
     assert 0.0 < spectra.mask.mean() < 0.5
 
 
+@pytest.mark.filterwarnings("ignore:File may have been truncated")
 def test_truncated_file_names_the_file(tmp_path, mock_apogee_dir):
     source = (mock_apogee_dir / "spectra-mock.fits").read_bytes()
     broken = tmp_path / "spectra-broken.fits"
