@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     parser.add_argument("--n-galaxies", type=int, default=2000)
     parser.add_argument("--n-stars", type=int, default=800)
     parser.add_argument("--n-field", type=int, default=2000, help="mock APOGEE field giants")
-    parser.add_argument("--epochs", type=int, default=None, help="autoencoder epochs (default: model's)")
+    parser.add_argument("--epochs", type=int, default=8, help="autoencoder epochs (default 8)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.set_defaults(func=run)
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         mock_apogee(apogee, n_field=args.n_field, n_clusters=22, seed=1, verbose=False)
 
     common = ["--seed", str(args.seed), "--device", args.device]
-    epochs = ["--epochs", str(args.epochs)] if args.epochs else []
+    epochs = ["--epochs", str(args.epochs)]
     stores, models = out / "stores", out / "models"
     for sample in ("bgs", "mws", "all"):
         _step(f"ingest {sample}", stores / sample,
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
               "--spectra", str(apogee / "spectra-mock.fits")]
     _step("rsca fit", rsca / "model", ["rsca", "fit", *inputs, "--out", str(rsca / "model")])
     _step("rsca evaluate", rsca / "evaluation.json",
-          ["rsca", "evaluate", str(rsca / "model"), *inputs, "--json", "--out", str(rsca / "evaluation.json")])
+          ["rsca", "evaluate", str(rsca / "model"), *inputs, "--skip-empty", "--out", str(rsca / "evaluation.json")])
 
     _summarise(out, catalog, rsca / "evaluation.json", time.perf_counter() - start)
     return 0

@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from pathlib import Path
+
+from ..atomic import atomic_path
 
 __all__ = ["register"]
 
@@ -73,6 +76,7 @@ def register(subparsers) -> None:
                           help="skip clusters without any field pair passing the RV/A_K cut "
                                "(default: stop with an error naming the cluster)")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
+    evaluate.add_argument("--out", type=Path, help="also write the result as JSON to this file")
     evaluate.set_defaults(func=run_evaluate)
 
     report = verbs.add_parser("report", help="run the paper's experiments (tables + figures)")
@@ -140,7 +144,6 @@ def run_transform(args) -> int:
     import numpy as np
     from astropy.table import Table
 
-    from ..atomic import atomic_path
     from ..io.apogee import iter_batches
     from ..io.catalogs import MISSING, abundance_matrix, read_allstar
     from ..metric.dataset import censor, chip_pixels
@@ -204,6 +207,9 @@ def run_evaluate(args) -> int:
                            n_dims=args.n_dims, empty="skip" if args.skip_empty else "raise")
     out = dict(result.to_dict(), cross_validation="leave-one-cluster-out", n_dims=args.n_dims,
                model=str(args.model))
+    if args.out:
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(json.dumps(out, indent=1))
     if args.json:
         print(json.dumps(out, indent=1))
     else:
