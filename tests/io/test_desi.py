@@ -24,15 +24,6 @@ def mock_truth(mock_desi_dir):
     return fits.getdata(mock_desi_dir / "truth.fits", "TRUTH")
 
 
-def _copy_with(real_data, tmp_path, name, edit):
-    """A copy of the one-galaxy real coadd after ``edit(hdul)``; small, so cheap to write."""
-    with fits.open(real_data / "desi" / GALAXY) as hdul:
-        hdul = fits.HDUList([h.copy() for h in hdul])
-    edit(hdul)
-    out = tmp_path / name
-    hdul.writeto(out)
-    return out
-
 
 # ----------------------------------------------------------------------------- mock survey
 def test_mock_every_object_read_once_with_truth_targetid_and_reported_z(mock_spectra, mock_truth):
@@ -202,11 +193,11 @@ def test_pixels_outside_the_overlaps_are_copied_unchanged(real_data):
         np.testing.assert_array_equal(s.mask[:, :2700], ~(hdul["B_IVAR"].data[:, :2700] > 0))
 
 
-def test_nan_flux_stays_nan_and_is_masked(real_data, tmp_path):
+def test_nan_flux_stays_nan_and_is_masked(real_data, edited_copy):
     def edit(hdul):
         hdul["B_FLUX"].data[0, 10:20] = np.nan
         hdul["R_IVAR"].data[0, 500:505] = -1.0
-    s = desi.read(_copy_with(real_data, tmp_path, "coadd-nan.fits", edit), redrock=False)
+    s = desi.read(edited_copy(real_data / "desi" / GALAXY, edit, "coadd-nan.fits"), redrock=False)
     assert np.isnan(s.flux[0, 10:20]).all() and s.mask[0, 10:20].all()
     k = DESI_GRID.offset([5760.0], "r") + 500
     assert s.mask[0, k:k + 5].all() and (s.ivar[0, k:k + 5] == -1).all()
@@ -224,17 +215,17 @@ def test_truncated_coadd_names_file_and_hdu(real_data, tmp_path, fraction):
     assert err.value.path == str(cut) and "HDU" in str(err.value)
 
 
-def test_missing_arm_hdu_is_named(real_data, tmp_path):
-    path = _copy_with(real_data, tmp_path, "coadd-noivar.fits", lambda h: h.pop("R_IVAR"))
+def test_missing_arm_hdu_is_named(real_data, edited_copy):
+    path = edited_copy(real_data / "desi" / GALAXY, lambda h: h.pop("R_IVAR"), "coadd-noivar.fits")
     with pytest.raises(SpecsiftInputError, match="missing HDU R_IVAR") as err:
         desi.read(path)
     assert err.value.path == str(path)
 
 
-def test_wavelengths_off_the_desi_grid_are_refused(real_data, tmp_path):
+def test_wavelengths_off_the_desi_grid_are_refused(real_data, edited_copy):
     def edit(hdul):
         hdul["R_WAVELENGTH"].data = hdul["R_WAVELENGTH"].data + 0.3
-    path = _copy_with(real_data, tmp_path, "coadd-shifted.fits", edit)
+    path = edited_copy(real_data / "desi" / GALAXY, edit, "coadd-shifted.fits")
     with pytest.raises(SpecsiftInputError, match="R_WAVELENGTH is not on the DESI grid"):
         desi.read(path)
 

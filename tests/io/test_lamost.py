@@ -18,14 +18,6 @@ def real_lamost(real_data):
     return lamost.read(real_data / "lamost")
 
 
-def _copy_with(real_data, tmp_path, edit):
-    with fits.open(real_data / "lamost" / STAR) as hdul:
-        hdul = fits.HDUList([h.copy() for h in hdul])
-    edit(hdul)
-    out = tmp_path / STAR
-    hdul.writeto(out)
-    return out
-
 
 def test_every_real_file_loads_with_header_class_subclass_and_z(real_lamost, real_data):
     files = sorted((real_data / "lamost").glob("*.fits"))
@@ -59,18 +51,18 @@ def test_spectra_sit_on_the_header_log_grid_in_vacuum(real_lamost):
     assert real_lamost.mask[:, :k].all()
 
 
-def test_air_wavelengths_are_refused(real_data, tmp_path):
+def test_air_wavelengths_are_refused(real_data, edited_copy):
     def edit(hdul):
         hdul[0].header["VACUUM"] = False
     with pytest.raises(SpecsiftInputError, match="air"):
-        lamost.read(_copy_with(real_data, tmp_path, edit))
+        lamost.read(edited_copy(real_data / "lamost" / STAR, edit))
 
 
-def test_missing_grid_keyword_is_named(real_data, tmp_path):
+def test_missing_grid_keyword_is_named(real_data, edited_copy):
     def edit(hdul):
         del hdul[0].header["COEFF1"]
     with pytest.raises(SpecsiftInputError, match="COEFF1"):
-        lamost.read(_copy_with(real_data, tmp_path, edit))
+        lamost.read(edited_copy(real_data / "lamost" / STAR, edit))
 
 
 def test_truncated_file_names_file_and_hdu(real_data, tmp_path):

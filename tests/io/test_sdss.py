@@ -18,14 +18,6 @@ def real_sdss(real_data):
     return sdss.read(real_data / "sdss")
 
 
-def _copy_with(real_data, tmp_path, edit, name=GALAXY):
-    with fits.open(real_data / "sdss" / name) as hdul:
-        hdul = fits.HDUList([h.copy() for h in hdul])
-    edit(hdul)
-    out = tmp_path / name
-    hdul.writeto(out)
-    return out
-
 
 def test_every_real_file_loads_once(real_sdss, real_data):
     files = sorted((real_data / "sdss").glob("*.fits"))
@@ -92,25 +84,25 @@ def test_truncated_file_names_file_and_hdu(real_data, tmp_path):
     assert err.value.path == str(cut)
 
 
-def test_missing_redshift_hdu_is_named(real_data, tmp_path):
-    path = _copy_with(real_data, tmp_path, lambda h: [h.pop() for _ in range(len(h) - 2)])
+def test_missing_redshift_hdu_is_named(real_data, edited_copy):
+    path = edited_copy(real_data / "sdss" / GALAXY, lambda h: [h.pop() for _ in range(len(h) - 2)])
     with pytest.raises(SpecsiftInputError, match="missing HDU 2") as err:
         sdss.read(path)
     assert err.value.path == str(path)
 
 
-def test_loglam_off_the_grid_is_refused(real_data, tmp_path):
+def test_loglam_off_the_grid_is_refused(real_data, edited_copy):
     def edit(hdul):
         hdul[1].data["loglam"] += 0.3e-4
     with pytest.raises(SpecsiftInputError, match="not on the SDSS/BOSS grid"):
-        sdss.read(_copy_with(real_data, tmp_path, edit))
+        sdss.read(edited_copy(real_data / "sdss" / GALAXY, edit))
 
 
-def test_air_wavelengths_are_refused(real_data, tmp_path):
+def test_air_wavelengths_are_refused(real_data, edited_copy):
     def edit(hdul):
         hdul[0].header["VACUUM"] = False
     with pytest.raises(SpecsiftInputError, match="air"):
-        sdss.read(_copy_with(real_data, tmp_path, edit))
+        sdss.read(edited_copy(real_data / "sdss" / GALAXY, edit))
 
 
 def test_chunks_share_the_grid_and_cover_every_file(real_data):
