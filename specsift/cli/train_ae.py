@@ -28,9 +28,15 @@ def register(subparsers) -> None:
                         help="share of the epochs spent on phase 1 (fidelity only)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    parser.add_argument("--phase2-lr", type=float, default=0.5,
+                        help="phase-2 peak learning rate as a fraction of --lr (gentler keeps the "
+                             "phase-1 fidelity)")
     parser.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
     parser.add_argument("--similarity-weight", type=float, default=1.0)
     parser.add_argument("--consistency-weight", type=float, default=1.0)
+    parser.add_argument("--decoder-epochs", type=int, default=0,
+                        help="after the two phases, refit the decoder alone on the frozen encoder "
+                             "for this many epochs (latents, hence invariance, unchanged)")
     parser.add_argument("--z-max", type=float, default=None,
                         help="highest redshift the model covers (default: from the training split)")
     parser.add_argument("--seed", type=int, default=0)
@@ -60,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     trainer = AutoencoderTrainer(
         latents=args.latents, size=args.size, epochs=args.epochs,
         phase1_fraction=args.phase1_fraction, batch_size=args.batch_size, lr=args.lr,
+        phase2_lr=args.phase2_lr,
         patience=args.patience, similarity_weight=args.similarity_weight,
-        consistency_weight=args.consistency_weight, z_range=z_range, seed=args.seed,
+        consistency_weight=args.consistency_weight, decoder_epochs=args.decoder_epochs,
+        z_range=z_range, seed=args.seed,
         device=args.device, distributed=args.distributed)
     trainer.fit(store, args.out, resume=args.resume)
     last = trainer.history_[-1] if trainer.history_ else {}

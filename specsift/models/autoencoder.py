@@ -25,7 +25,7 @@ class SpectrumAutoencoder(nn.Module):
         instrument: observed grid (and optional fixed mask / LSF) of the survey.
         n_latent: size S of the latent vector (default 6).
         z_min, z_max: redshift range the rest-frame grid covers.
-        channels, kernels, encoder_hidden, decoder_hidden, rest_step, pool_first: see
+        channels, kernels, encoder_hidden, decoder_hidden, rest_step: see
             :mod:`specsift.models.configs`.
 
     Example:
@@ -38,7 +38,7 @@ class SpectrumAutoencoder(nn.Module):
 
     def __init__(self, instrument: Instrument, n_latent: int, z_min: float, z_max: float,
                  channels: list[int], kernels: list[int], encoder_hidden: list[int],
-                 decoder_hidden: list[int], rest_step: float, pool_first: bool = False):
+                 decoder_hidden: list[int], rest_step: float):
         super().__init__()
         self.z_min, self.z_max = float(z_min), float(z_max)
         wave_rest = instrument.rest_grid(z_min, z_max, rest_step)
@@ -47,7 +47,7 @@ class SpectrumAutoencoder(nn.Module):
         fixed = np.zeros(len(instrument.wave), bool) if instrument.mask is None else instrument.mask
         self.register_buffer("fixed_mask", torch.as_tensor(fixed))
         lsf = None if instrument.lsf is None else torch.as_tensor(instrument.lsf)
-        self.encoder = SpectrumEncoder(n_latent, channels, kernels, encoder_hidden, pool_first)
+        self.encoder = SpectrumEncoder(n_latent, channels, kernels, encoder_hidden)
         self.decoder = SpectrumDecoder(n_latent, len(wave_rest), decoder_hidden, lsf)
         self.n_latent = n_latent
 

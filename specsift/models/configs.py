@@ -3,7 +3,7 @@
 ``paper`` follows SPENDER (Melchior et al. 2023; Liang et al. 2023): three convolution blocks with
 128/256/512 channels and kernels 5/11/21 (about 3 M encoder parameters), an encoder MLP
 256->128->64->S and decoder hidden layers 64/256/1024. ``small`` keeps the same topology with
-eight times fewer channels, pooling before normalisation and a coarser rest-frame grid, so that 20,000 spectra train in
+eight times fewer channels and a coarser rest-frame grid, so that 20,000 spectra train in
 minutes on a 2-core CPU.
 """
 
@@ -20,7 +20,6 @@ SIZES: dict[str, dict] = {
         "encoder_hidden": [64, 32],
         "decoder_hidden": [64, 256],
         "rest_step": 1.0,       # Angstrom per rest-frame pixel
-        "pool_first": True,     # see SpectrumEncoder: less full-resolution work on CPU
     },
     "paper": {
         "channels": [128, 256, 512],
@@ -28,7 +27,6 @@ SIZES: dict[str, dict] = {
         "encoder_hidden": [128, 64],
         "decoder_hidden": [64, 256, 1024],
         "rest_step": 0.8,
-        "pool_first": False,
     },
 }
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-__all__ = ["SpectrumEncoder", "mlp"]
+__all__ = ["ConvBlock", "SpectrumEncoder", "mlp"]
 
 
 def mlp(sizes: list[int], activation=nn.LeakyReLU) -> nn.Sequential:
@@ -27,6 +28,100 @@ def mlp(sizes: list[int], activation=nn.LeakyReLU) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _pool(y: torch.Tensor, window: int, with_min: bool, indices: bool):
+    """Max-pool and (``with_min``) min-pool of ``y``: ``(high, high_at), (low, low_at)``, with
+    None for what was not asked (indices are only kept for the backward pass)."""
+    def max_pool(signal):
+        out = F.max_pool1d(signal, window, padding=window // 2, return_indices=indices)
+        return out if indices else (out, None)
+
+    if not with_min:
+        return max_pool(y), (None, None)
+    low, low_at = max_pool(-y)
+    return max_pool(y), (-low, low_at)
+
+
+def _at_least_float32(y: torch.Tensor) -> torch.dtype:
+    return torch.promote_types(y.dtype, torch.float32)
+
+
+def _statistics(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and biased variance over the last axis, at least float32 (subtract first: E[y^2] -
+    mean^2 would cancel), one batched dot product instead of torch.var_mean's slow Welford pass."""
+    mean = y.mean(-1, keepdim=True, dtype=_at_least_float32(y))
+    centred = (y - mean).unsqueeze(-2)
+    return mean, (centred @ centred.transpose(-1, -2)).squeeze(-1) / y.shape[-1]
+
+
+class _PoolWithStatistics(torch.autograd.Function):
+    """Max-pool (and, on request, min-pool) a signal and give its mean and variance over all of it.
+
+    Why a custom function: on a CPU, ``torch.var_mean`` (Welford) and the composite backward of
+    the statistics and of the pooling cost several times the convolution before them. Here the
+    forward reads the full-resolution signal a few times and the backward writes its gradient
+    once (a fused multiply-add for the statistics, plus a scatter of the pooled gradients).
+    Statistics are at least float32 whatever the signal's dtype (bf16 under GPU autocast).
+    """
+
+    @staticmethod
+    def forward(ctx, y, window: int, with_min: bool):
+        (high, high_at), (low, low_at) = _pool(y, window, with_min, indices=True)
+        mean, var = _statistics(y)
+        ctx.save_for_backward(y, mean, high_at, low_at)
+        return high, low, mean, var
+
+    @staticmethod
+    def backward(ctx, grad_high, grad_low, grad_mean, grad_var):
+        y, mean, high_at, low_at = ctx.saved_tensors
+        scale = grad_var * (2.0 / y.shape[-1])  # d var / d y = 2 (y - mean) / n
+        grad = torch.addcmul(grad_mean / y.shape[-1] - scale * mean, y, scale).to(y.dtype)
+        grad.scatter_add_(-1, high_at, grad_high.to(y.dtype))
+        if low_at is not None:
+            grad.scatter_add_(-1, low_at, grad_low.to(y.dtype))
+        return grad, None, None
+
+
+class ConvBlock(nn.Module):
+    """SPENDER's block, convolution -> instance norm -> PReLU -> max-pool, in a cheaper order.
+
+    Why: at full resolution the element-wise norm and PReLU (and their backward passes) cost as
+    much as the convolutions on a CPU. The result is the same when they run after the pooling:
+    instance norm is an increasing affine map per channel (its mean and variance still come from
+    the full-resolution signal), so it commutes with a max; PReLU is monotonic on each side of 0,
+    so the maximum of ``prelu`` over a window is ``prelu`` of the window's maximum or, for a
+    negative slope, of its minimum. Only the convolution, the statistics and the pooling touch
+    full-resolution data.
+
+    Arguments:
+        c_in, c_out: channels. kernel: convolution size (padding keeps the length).
+        pool: max-pool window (stride = window, padding = window // 2, as SPENDER); 0 for none.
+    """
+
+    eps = 1e-5  # as nn.InstanceNorm1d
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, pool: int = 0):
+        super().__init__()
+        self.conv = nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2)
+        self.act = nn.PReLU(c_out)
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        if not self.pool:
+            return self.act(F.instance_norm(y.to(_at_least_float32(y)), eps=self.eps))
+        negative_slope = bool((self.act.weight < 0).any())
+        if y.requires_grad:
+            high, low, mean, var = _PoolWithStatistics.apply(y, self.pool, negative_slope)
+        else:  # inference or a frozen encoder: no indices to keep, the fast pooling kernel
+            (high, _), (low, _) = _pool(y, self.pool, negative_slope, indices=False)
+            mean, var = _statistics(y)
+        scale = torch.rsqrt(var + self.eps)
+        out = self.act((high - mean) * scale)
+        if negative_slope:  # the negative side can hold the window's maximum
+            out = torch.maximum(out, self.act((low - mean) * scale))
+        return out
+
+
 class SpectrumEncoder(nn.Module):
     """Map an observed spectrum (flux, which pixels are valid, redshift) to ``n_latent`` numbers.
 
@@ -37,29 +132,19 @@ class SpectrumEncoder(nn.Module):
         kernels: kernel size of each block; blocks but the last are followed by max-pooling with
             the same size (stride = size), as in SPENDER.
         hidden: hidden layer sizes of the MLP from the pooled features (+ redshift) to latents.
-        pool_first: max-pool right after each convolution, before instance norm and PReLU.
-            Both are monotonic per channel, so the pooled maxima are nearly the same, but the
-            element-wise work at full resolution drops (the CPU bottleneck); False
-            gives SPENDER's order (conv, norm, PReLU, pool).
 
     The input has two channels: the flux (0 on masked pixels) and the valid-pixel indicator, so the
     network can tell "no flux" from "no data".
     """
 
-    def __init__(self, n_latent: int, channels: list[int], kernels: list[int], hidden: list[int],
-                 pool_first: bool = False):
+    def __init__(self, n_latent: int, channels: list[int], kernels: list[int], hidden: list[int]):
         super().__init__()
         if len(channels) != len(kernels) or channels[-1] % 2:
             raise ValueError("need one kernel per block and an even number of last channels")
-        blocks = []
-        for i, (c_out, k) in enumerate(zip(channels, kernels)):
-            c_in = 2 if i == 0 else channels[i - 1]
-            layers = [nn.Conv1d(c_in, c_out, k, padding=k // 2), nn.InstanceNorm1d(c_out),
-                      nn.PReLU(c_out)]
-            if i < len(channels) - 1:
-                layers.insert(1 if pool_first else 3, nn.MaxPool1d(k, padding=k // 2))
-            blocks.append(nn.Sequential(*layers))
-        self.convs = nn.Sequential(*blocks)
+        last = len(channels) - 1
+        self.convs = nn.Sequential(*(
+            ConvBlock(2 if i == 0 else channels[i - 1], c_out, k, pool=0 if i == last else k)
+            for i, (c_out, k) in enumerate(zip(channels, kernels))))
         self.n_feature = channels[-1] // 2
         self.mlp = mlp([self.n_feature + 1, *hidden, n_latent])
 

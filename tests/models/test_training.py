@@ -93,3 +93,18 @@ def test_redshift_range_ignores_a_few_catastrophic_redshifts():
     z = np.concatenate([np.linspace(0.01, 0.55, 5000), [2.5, np.nan]])
     assert redshift_range(z) == (0.0, 0.55)
     assert redshift_range(np.array([-0.001, 0.0005, 0.001])) == (-0.01, 0.01)
+
+
+def test_decoder_phase_keeps_the_encoder_and_refits_the_decoder(synthetic_store, uninterrupted,
+                                                                tmp_path):
+    md_two_phase, _ = uninterrupted
+    trainer = AutoencoderTrainer(**SETTINGS, decoder_epochs=2).fit(synthetic_store, tmp_path)
+    assert [r["phase"] for r in trainer.history_][-2:] == ["decoder", "decoder"]
+    before = md_two_phase.load_weights(AUTOENCODER_WEIGHTS)
+    after = ModelDir(tmp_path).load_weights(AUTOENCODER_WEIGHTS)
+    encoder = [k for k in before if k.startswith("encoder.")]
+    decoder = [k for k in before if k.startswith("decoder.")]
+    assert encoder and decoder
+    assert all(torch.equal(before[k], after[k]) for k in encoder)  # same seed: same two phases
+    assert not all(torch.equal(before[k], after[k]) for k in decoder)
+    assert trainer.history_[-1]["val_reduced_chi2"] <= trainer.history_[-3]["val_reduced_chi2"]
