@@ -11,6 +11,10 @@ environment under /tmp that this script creates with pip, each in a subprocess s
 
 ``--full`` also fits 151,145 x 8,575 (K=30, same missing layout), reporting time and peak memory.
 Results: printed and written to ``bench/results/ppca.json``.
+
+OpenMP threads sleep rather than spin while they wait (``OMP_WAIT_POLICY=PASSIVE`` unless set):
+on a CPU shared with other jobs, spinning threads take cycles from them and stall on them.
+``pyppca`` starts from an unseeded random W, so its time (and rarely its result) varies by run.
 """
 
 from __future__ import annotations
@@ -25,13 +29,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from scipy.linalg import subspace_angles
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its thread pool
 
-from specsift.atomic import atomic_path
-from specsift.io.apogee import ASPCAP_CHIPS
-from specsift.metric import PPCA
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from scipy.linalg import subspace_angles  # noqa: E402
+
+from specsift.atomic import atomic_path  # noqa: E402
+from specsift.io.apogee import ASPCAP_CHIPS  # noqa: E402
+from specsift.metric import PPCA  # noqa: E402
 
 FOREIGN_VENV = Path("/tmp/specsift-bench-ppca-venv")
 FOREIGN = {

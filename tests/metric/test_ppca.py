@@ -97,3 +97,46 @@ def test_truncated_model_keeps_leading_components(fitted):
     np.testing.assert_array_equal(small.components_, model.components_[:2])
     assert small.noise_variance_ > model.noise_variance_
     assert small.transform(X).shape == (len(X), 2)
+
+
+def test_sparse_and_dense_missing_pixel_sums_give_the_same_model():
+    """The E- and M-step sums over observed pixels are either dense products or all pixels
+    minus sparse products over the missing ones; both must fit the same model. Rows differ
+    in how much they miss, and small blocks mix both kinds within one fit."""
+    rng = np.random.default_rng(4)
+    X, _ = _low_rank(n=600, missing=0.0, seed=4)
+    X[rng.random(X.shape) < np.linspace(0.01, 0.6, len(X))[:, None]] = np.nan
+    fits = {}
+    for sparse_below in (0.0, 0.1, 1.0):
+        model = PPCA(n_components=4, random_state=0, tol=-np.inf, max_iter=6, batch_size=64,
+                     warm_rows=None)
+        model.sparse_below = sparse_below
+        fits[sparse_below] = model.fit(X)
+    dense = fits[0.0]
+    for model in (fits[0.1], fits[1.0]):
+        np.testing.assert_allclose(model.loglike_, dense.loglike_, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(model.components_, dense.components_, atol=1e-4)
+        np.testing.assert_allclose(model.mean_, dense.mean_, atol=1e-4)
+        assert model.noise_variance_ == pytest.approx(dense.noise_variance_, rel=1e-5)
+        np.testing.assert_allclose(model.transform(X), dense.transform(X), atol=1e-3)
+
+
+def test_score_is_the_exact_marginal_likelihood_of_the_observed_pixels(fitted):
+    """Brute force: each row's observed pixels are Gaussian, N(mu_o, W_o W_o^T + s2 I)."""
+    X, _, model = fitted
+    w = model.components_.T * np.sqrt(model.explained_variance_ - model.noise_variance_)
+    total = count = 0.0
+    for x in X[:200].astype(np.float64):
+        seen = np.isfinite(x)
+        cov = w[seen] @ w[seen].T + model.noise_variance_ * np.eye(seen.sum())
+        r = x[seen] - model.mean_[seen]
+        total -= 0.5 * (seen.sum() * np.log(2 * np.pi) + np.linalg.slogdet(cov)[1]
+                        + r @ np.linalg.solve(cov, r))
+        count += seen.sum()
+    assert model.score(X[:200]) == pytest.approx(total / count, abs=1e-5)
+
+
+def test_explained_variances_reach_those_of_the_generating_components(fitted):
+    """The scale of W is slow to converge under plain EM when sigma^2 << variances."""
+    _, _, model = fitted
+    assert model.explained_variance_ == pytest.approx([25.0, 16.0, 9.0, 4.0], rel=0.15)
