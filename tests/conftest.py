@@ -15,8 +15,9 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 @pytest.fixture(scope="session")
 def real_data():
-    """The shared real-data folder (``$SPECSIFT_DATA`` or ``../shared/data``)."""
-    path = data_dir() / "real"
+    """The shared real-data folder (``$SPECSIFT_DATA`` or ``../shared/data``), symlinks resolved
+    as the store resolves them when it records file names."""
+    path = (data_dir() / "real").resolve()
     if not path.is_dir():
         pytest.fail(f"shared data folder {path} is missing; set SPECSIFT_DATA")
     return path
