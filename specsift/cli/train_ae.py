@@ -32,8 +32,10 @@ def register(subparsers) -> None:
                         help="phase-2 peak learning rate as a fraction of --lr (gentler keeps the "
                              "phase-1 fidelity)")
     parser.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
-    parser.add_argument("--similarity-weight", type=float, default=1.0)
-    parser.add_argument("--consistency-weight", type=float, default=1.0)
+    parser.add_argument("--similarity-weight", type=float, default=0.1,
+                        help="phase-2 weight of the similarity loss (larger costs fidelity)")
+    parser.add_argument("--consistency-weight", type=float, default=10.0,
+                        help="phase-2 weight of the consistency (redshift invariance) loss")
     parser.add_argument("--decoder-epochs", type=int, default=0,
                         help="after the two phases, refit the decoder alone on the frozen encoder "
                              "for this many epochs (latents, hence invariance, unchanged)")
