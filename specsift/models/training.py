@@ -416,6 +416,7 @@ class AutoencoderTrainer:
             state.update(phase=phase + 1, epoch_in_phase=0, best=math.inf, stale=0,
                          best_model=None, scheduler=None)
             self._checkpoint(md, engine, net, optimizer, state, history, z_range)
+        net.encoder.requires_grad_(True)  # the frozen decoder phase must not outlive training
         if engine.is_main:
             self._write_model(md, net, z_range, history, getattr(store, "survey", ""))
         logger.info("training finished in %.1f min", (time.perf_counter() - start) / 60)

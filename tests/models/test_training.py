@@ -108,3 +108,4 @@ def test_decoder_phase_keeps_the_encoder_and_refits_the_decoder(synthetic_store,
     assert all(torch.equal(before[k], after[k]) for k in encoder)  # same seed: same two phases
     assert not all(torch.equal(before[k], after[k]) for k in decoder)
     assert trainer.history_[-1]["val_reduced_chi2"] <= trainer.history_[-3]["val_reduced_chi2"]
+    assert all(p.requires_grad for p in trainer.model_.parameters())  # nothing left frozen
