@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .fftconv import FFTConv1d
+
 __all__ = ["ConvBlock", "SpectrumEncoder", "mlp"]
 
 
@@ -101,7 +103,7 @@ class ConvBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, kernel: int, pool: int = 0):
         super().__init__()
-        self.conv = nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2)
+        self.conv = FFTConv1d(c_in, c_out, kernel)
         self.act = nn.PReLU(c_out)
         self.pool = pool
 
