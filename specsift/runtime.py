@@ -15,7 +15,11 @@ logger = logging.getLogger("specsift")
 
 
 def configure_logging(verbosity: int = 0) -> None:
-    """Send specsift's log records to stderr; ``verbosity`` 0 = INFO, 1+ = DEBUG, -1 = WARNING."""
+    """Send specsift's log records to stderr; ``verbosity`` 0 = INFO, 1+ = DEBUG, -1 = WARNING.
+    In a multi-process run (torchrun, ``accelerate launch``) only rank 0 reports below WARNING,
+    so the log reads as one run's."""
+    if os.environ.get("RANK", "0") != "0":
+        verbosity = min(verbosity, -1)
     level = logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -45,7 +45,8 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda...")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--distributed", action="store_true",
-                        help="data-parallel through accelerate (start with `accelerate launch`)")
+                        help="data-parallel through accelerate (start with `torchrun --nproc_per_node N` "
+                             "or `accelerate launch --multi_gpu`)")
     parser.add_argument("--resume", action="store_true", help="continue a killed run from its checkpoint")
     parser.set_defaults(func=run)
 

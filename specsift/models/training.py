@@ -86,7 +86,10 @@ class _Engine:
             except ImportError as error:
                 raise ImportError("multi-GPU training needs the optional extra: "
                                   "pip install 'specsift[distributed]'") from error
-            self.accelerator = Accelerator(mixed_precision="bf16" if amp else "no")
+            # cpu=True lets accelerate join CPU processes (gloo) started by torchrun or mpirun
+            cpu = device == "cpu" or not torch.cuda.is_available()
+            self.accelerator = Accelerator(mixed_precision="bf16" if amp and not cpu else "no",
+                                           cpu=cpu)
             self.device = self.accelerator.device
         else:
             self.device = resolve_device(device)
@@ -157,7 +160,8 @@ class AutoencoderTrainer:
         seed: makes initialisation, data order and augmentation reproducible.
         device: ``auto`` (GPU when present), ``cpu``, ``cuda``...
         amp: bfloat16 mixed precision on GPU (ignored on CPU).
-        distributed: run data-parallel through ``accelerate`` (``accelerate launch``).
+        distributed: run data-parallel through ``accelerate`` (started by ``torchrun`` or
+            ``accelerate launch``).
 
     After :meth:`fit`: ``model_`` (the best autoencoder, eval mode) and ``history_`` (one dict per
     epoch, as in ``training_log.jsonl``).
@@ -350,7 +354,9 @@ class AutoencoderTrainer:
         elif self.z_range is not None:
             z_range = tuple(float(v) for v in self.z_range)
         else:
-            z_range = redshift_range(np.asarray(store.meta["Z"])[train_rows])
+            # from the whole split, not this process's shard: every process builds the same grid
+            train_split = np.asarray(store.meta["SPLIT"]) == "train"
+            z_range = redshift_range(np.asarray(store.meta["Z"])[train_split])
         model = self.build(store, z_range)
         optimizer = make_optimizer(model.parameters(), self.lr, self.weight_decay)
         model, optimizer = engine.prepare(model, optimizer)
@@ -371,8 +377,9 @@ class AutoencoderTrainer:
             state["best"] = float(checkpoint["best"])
             logger.info("resuming %s at epoch %d (phase %d)", md.path, state["epoch"], state["phase"] + 1)
         logger.info("training a %s autoencoder (S=%d, %d parameters) on %d objects, z in [%g, %g], "
-                    "device %s", self.size, self.latents, sum(p.numel() for p in net.parameters()),
-                    len(train_rows) * engine.world, *z_range, engine.device)
+                    "device %s, %d process(es)", self.size, self.latents,
+                    sum(p.numel() for p in net.parameters()), len(train_rows) * engine.world,
+                    *z_range, engine.device, engine.world)
         start = time.perf_counter()
         while state["phase"] < len(PHASES):
             phase = state["phase"]
