@@ -59,25 +59,26 @@ class FFTConv1d(nn.Conv1d):
         kernel, length = self.kernel_size[0], x.shape[-1]
         n = block_length(kernel, length)
         blocks = -(-length // (n - kernel + 1))
-        parts = [_overlap_save(part, self.weight, self.bias, n)
+        spectrum = torch.fft.rfft(self.weight, n=n, dim=-1).permute(2, 1, 0).conj()
+        parts = [_overlap_save(part, spectrum, kernel, self.bias, n)
                  for part in x.split(max(1, _ROWS_PER_CHUNK // blocks))]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-def _overlap_save(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+def _overlap_save(x: torch.Tensor, kernel: torch.Tensor, k: int, bias: torch.Tensor | None,
                   n: int) -> torch.Tensor:
-    """Cross-correlation of ``x`` (B, C_in, L) with ``weight`` (C_out, C_in, k), zero padding
-    ``k // 2`` on each side, as ``F.conv1d``. Each block of ``n`` padded inputs gives ``n - k + 1``
-    outputs: the circular correlation ``irfft(rfft(x) * conj(rfft(w)))`` is exact there."""
+    """Cross-correlation of ``x`` (B, C_in, L) with a weight (C_out, C_in, k), zero padding
+    ``k // 2`` on each side, as ``F.conv1d``; ``kernel`` is ``conj(rfft(weight, n))`` laid out
+    (F, C_in, C_out). Each block of ``n`` padded inputs gives ``n - k + 1`` outputs: the circular
+    correlation ``irfft(rfft(x) * conj(rfft(w)))`` is exact there."""
     batch, c_in, length = x.shape
-    c_out, _, k = weight.shape
+    c_out = kernel.shape[-1]
     hop = n - k + 1
     n_blocks = -(-length // hop)
     padded = F.pad(x, (k // 2, n_blocks * hop + k - 1 - length - k // 2))
     spectra = torch.fft.rfft(padded.unfold(-1, n, hop), dim=-1)     # B, C_in, blocks, F
     n_freq = spectra.shape[-1]
     spectra = spectra.permute(3, 0, 2, 1).reshape(n_freq, batch * n_blocks, c_in)
-    kernel = torch.fft.rfft(weight, n=n, dim=-1).permute(2, 1, 0).conj()  # F, C_in, C_out
     mixed = (spectra @ kernel).view(n_freq, batch, n_blocks, c_out).permute(1, 3, 2, 0)
     out = torch.fft.irfft(mixed, n=n, dim=-1)[..., :hop]
     out = out.reshape(batch, c_out, n_blocks * hop)[..., :length]
