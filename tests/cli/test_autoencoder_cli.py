@@ -10,7 +10,7 @@ from specsift.cli.main import main
 from specsift.mocks import mock_desi
 
 TINY = ["--epochs", "2", "--phase1-fraction", "0.5", "--batch-size", "16", "--latents", "4",
-        "--device", "cpu", "--seed", "1"]
+        "--rest-step", "2.0", "--device", "cpu", "--seed", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,7 @@ def test_train_ae_writes_a_complete_model_dir(trained):
     _, _, model = trained
     config = json.loads((model / "config.json").read_text())
     assert config["latents"] == 4 and config["size"] == "small"
+    assert config["architecture"]["rest_step"] == 2.0
     assert len(config["weights"]["autoencoder"]["sha256"]) == 64
     log = [json.loads(line) for line in (model / "training_log.jsonl").read_text().splitlines()]
     assert [r["phase"] for r in log] == ["fidelity", "invariance"]
