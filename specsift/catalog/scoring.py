@@ -2,9 +2,11 @@
 
 A pipeline is one model directory: autoencoder (reconstruction, chi2) + flow (latent density).
 Every object is scored by both. The galaxy model sees the object at its reported redshift; the
-star model sees it at its reported redshift clipped to the star model's range (a few hundred
-km/s): the star hypothesis is "this is a Milky Way object", whatever redshift the pipeline
-reported, which is exactly how a star that was reported as a z=0.2 galaxy gets caught.
+star model sees it at its reported redshift when that lies in the star model's range (a stellar
+radial velocity), and at rest (z = 0) otherwise: the star hypothesis is "this is a Milky Way
+object", whatever redshift the pipeline reported, which is how a star that was reported as a
+z = 0.2 galaxy gets caught. (Clipping to the edge of the range instead, z = 0.01, would shift
+the star's lines by 3000 km/s and make the star model fail exactly on those objects.)
 
 Objects are never dropped: one outside the galaxy model's redshift range is still scored (and
 keeps its flag), one without any valid pixel gets NaN scores and ranks last.
@@ -34,8 +36,10 @@ CATALOG_COLUMNS = ("TARGETID", "Z", "CHI2_GALAXY", "CHI2_STAR", "LOGP_GALAXY", "
                    "FLAG_GALAXY", "FLAG_STAR", "STORE_ROW")
 
 
-class _RedshiftClipped:
-    """A read-only view of a store whose batches carry redshifts clipped to ``[zmin, zmax]``."""
+class _StarFrame:
+    """A read-only view of a store whose batches carry the redshift the star model should use:
+    the reported one inside ``[zmin, zmax]``, else the rest frame (0, or the nearest edge when
+    the range excludes 0)."""
 
     def __init__(self, store, zmin: float, zmax: float):
         self._store, self._zmin, self._zmax = store, zmin, zmax
@@ -47,8 +51,11 @@ class _RedshiftClipped:
         return len(self._store)
 
     def batches(self, *args, **kwargs):
+        rest = min(max(0.0, self._zmin), self._zmax)
         for batch in self._store.batches(*args, **kwargs):
-            yield {**batch, "z": np.clip(batch["z"], self._zmin, self._zmax).astype(np.float32)}
+            z = np.asarray(batch["z"])
+            inside = (z >= self._zmin) & (z <= self._zmax)
+            yield {**batch, "z": np.where(inside, z, rest).astype(np.float32)}
 
 
 @dataclass
@@ -75,12 +82,12 @@ class SurveyModel:
         return float(self.autoencoder.z_min), float(self.autoencoder.z_max)
 
     def score(self, store, rows: np.ndarray, batch_size: int, device: str,
-              clip_redshift: bool = False) -> dict[str, np.ndarray]:
+              star_frame: bool = False) -> dict[str, np.ndarray]:
         """chi2, log p, valid pixels and flags of ``rows``, in the order of ``rows``."""
         from ..models.inference import encode_batches
         from ..models.inputs import FLAG_NO_VALID_PIXELS
 
-        source = _RedshiftClipped(store, *self.z_range) if clip_redshift else store
+        source = _StarFrame(store, *self.z_range) if star_frame else store
         parts = {"row": [], "chi2": [], "logp": [], "n_good": [], "flag": []}
         for batch in encode_batches(self.autoencoder, source, batch_size=batch_size, rows=rows,
                                     device=str(device)):
@@ -108,7 +115,7 @@ def score_rows(store, galaxy: SurveyModel, star: SurveyModel, rows: np.ndarray,
     """Score the store rows ``rows`` (sorted) under both pipelines: the part-file columns."""
     rows = np.asarray(rows, dtype=np.int64)
     g = galaxy.score(store, rows, batch_size, device)
-    s = star.score(store, rows, batch_size, device, clip_redshift=True)
+    s = star.score(store, rows, batch_size, device, star_frame=True)
     return {"STORE_ROW": rows,
             "CHI2_GALAXY": g["chi2"].astype(np.float64), "CHI2_STAR": s["chi2"].astype(np.float64),
             "LOGP_GALAXY": g["logp"], "LOGP_STAR": s["logp"],

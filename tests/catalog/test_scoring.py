@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from specsift.catalog import ScoreJob, StarGalaxyRule, read_catalog, score_catalog
-from specsift.catalog.scoring import _RedshiftClipped
+from specsift.catalog.scoring import _StarFrame
 from specsift.store import SpectraStore
 
 
@@ -51,11 +51,13 @@ def test_star_flag_follows_the_recorded_rule_and_threshold(catalog):
     assert metadata["STORE"].endswith("store") and metadata["GALMODEL"].endswith("galaxy")
 
 
-def test_star_model_sees_redshifts_clipped_to_its_range():
+def test_star_model_sees_stellar_velocities_and_the_rest_frame_otherwise():
     class Store:
         def batches(self, **kwargs):
-            yield {"z": np.array([-0.5, 0.001, 0.3], np.float32), "row": np.arange(3)}
+            yield {"z": np.array([-0.5, 0.001, -0.0004, 0.3], np.float32), "row": np.arange(4)}
 
-    batch = next(_RedshiftClipped(Store(), -0.01, 0.01).batches(rows=None))
-    np.testing.assert_allclose(batch["z"], [-0.01, 0.001, 0.01])
-    assert batch["row"].tolist() == [0, 1, 2]
+    batch = next(_StarFrame(Store(), -0.01, 0.01).batches(rows=None))
+    np.testing.assert_allclose(batch["z"], [0.0, 0.001, -0.0004, 0.0])
+    assert batch["row"].tolist() == [0, 1, 2, 3]
+    shifted = next(_StarFrame(Store(), 0.0005, 0.01).batches(rows=None))  # range without 0
+    np.testing.assert_allclose(shifted["z"], [0.0005, 0.001, 0.0005, 0.0005])
