@@ -37,12 +37,23 @@ CATALOG_COLUMNS = ("TARGETID", "Z", "CHI2_GALAXY", "CHI2_STAR", "LOGP_GALAXY", "
 
 
 class _StarFrame:
-    """A read-only view of a store whose batches carry the redshift the star model should use:
-    the reported one inside ``[zmin, zmax]``, else the rest frame (0, or the nearest edge when
-    the range excludes 0)."""
+    """A read-only view of a store whose batches are what the star model should see.
+
+    Redshift: the reported one inside ``[zmin, zmax]`` (a stellar radial velocity), else the
+    rest frame (0, or the nearest edge when the range excludes 0). An object moved to the rest
+    frame is also normalised again, by the median flux in the store's rest-frame window at its
+    new redshift: the store normalised it at the reported redshift, i.e. in another stretch of
+    the spectrum, and for a red star at a reported z = 0.3 that scale is off by a factor of 2-3,
+    which no stellar model can absorb.
+    """
 
     def __init__(self, store, zmin: float, zmax: float):
+        from ..preprocess import PreprocessConfig
+
         self._store, self._zmin, self._zmax = store, zmin, zmax
+        manifest = getattr(store, "manifest", {})
+        self._normalize = PreprocessConfig.from_dict(manifest["config"]).normalize \
+            if "config" in manifest else None
 
     def __getattr__(self, name):
         return getattr(self._store, name)
@@ -51,11 +62,23 @@ class _StarFrame:
         return len(self._store)
 
     def batches(self, *args, **kwargs):
+        from ..preprocess.normalize import window_median
+
         rest = min(max(0.0, self._zmin), self._zmax)
         for batch in self._store.batches(*args, **kwargs):
             z = np.asarray(batch["z"])
-            inside = (z >= self._zmin) & (z <= self._zmax)
-            yield {**batch, "z": np.where(inside, z, rest).astype(np.float32)}
+            moved = ~((z >= self._zmin) & (z <= self._zmax))
+            out = {**batch, "z": np.where(moved, rest, z).astype(np.float32)}
+            if moved.any() and self._normalize and self._normalize.method != "none":
+                flux, ivar = np.array(batch["flux"]), np.array(batch["ivar"])
+                scale, *_ = window_median(np.asarray(self._store.wave), flux[moved],
+                                          ivar[moved] > 0, np.full(moved.sum(), rest),
+                                          self._normalize)
+                scale = np.where(scale > 0, scale, 1.0)        # no usable window: keep the scale
+                flux[moved] /= scale[:, None].astype(np.float32)
+                ivar[moved] *= np.square(scale)[:, None].astype(np.float32)
+                out.update(flux=flux, ivar=ivar)
+            yield out
 
 
 @dataclass

@@ -7,6 +7,7 @@ import pytest
 
 from specsift.catalog import ScoreJob, StarGalaxyRule, read_catalog, score_catalog
 from specsift.catalog.scoring import _StarFrame
+from specsift.preprocess import PreprocessConfig
 from specsift.store import SpectraStore
 
 
@@ -51,13 +52,30 @@ def test_star_flag_follows_the_recorded_rule_and_threshold(catalog):
     assert metadata["STORE"].endswith("store") and metadata["GALMODEL"].endswith("galaxy")
 
 
-def test_star_model_sees_stellar_velocities_and_the_rest_frame_otherwise():
-    class Store:
-        def batches(self, **kwargs):
-            yield {"z": np.array([-0.5, 0.001, -0.0004, 0.3], np.float32), "row": np.arange(4)}
+class _FourObjects:
+    """Reported z: a galaxy-like -0.5 and 0.3, two stellar velocities. Flux 1 below 5300 A and
+    3 above: normalised at another redshift than z = 0, the level in the window is 3, not 1."""
 
-    batch = next(_StarFrame(Store(), -0.01, 0.01).batches(rows=None))
+    wave = np.linspace(5000.0, 6000.0, 501)
+    manifest = {"config": PreprocessConfig().to_dict()}
+
+    def batches(self, **kwargs):
+        flux = np.where(self.wave < 5300, 1.0, 3.0).astype(np.float32)[None].repeat(4, 0)
+        yield {"z": np.array([-0.5, 0.001, -0.0004, 0.3], np.float32), "row": np.arange(4),
+               "flux": flux, "ivar": np.ones_like(flux)}
+
+
+def test_star_model_sees_stellar_velocities_and_the_rest_frame_otherwise():
+    batch = next(_StarFrame(_FourObjects(), -0.01, 0.01).batches(rows=None))
     np.testing.assert_allclose(batch["z"], [0.0, 0.001, -0.0004, 0.0])
     assert batch["row"].tolist() == [0, 1, 2, 3]
-    shifted = next(_StarFrame(Store(), 0.0005, 0.01).batches(rows=None))  # range without 0
+    shifted = next(_StarFrame(_FourObjects(), 0.0005, 0.01).batches(rows=None))  # 0 not in range
     np.testing.assert_allclose(shifted["z"], [0.0005, 0.001, 0.0005, 0.0005])
+
+
+def test_objects_moved_to_the_rest_frame_are_normalised_again():
+    batch = next(_StarFrame(_FourObjects(), -0.01, 0.01).batches(rows=None))
+    moved = [0, 3]
+    np.testing.assert_allclose(batch["flux"][moved, -1], 1.0)      # window median 3 -> 1
+    np.testing.assert_allclose(batch["ivar"][moved, -1], 9.0)      # S/N unchanged
+    np.testing.assert_allclose(batch["flux"][[1, 2], -1], 3.0)     # kept where z was kept
