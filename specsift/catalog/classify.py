@@ -4,10 +4,12 @@ Each model gives two numbers per object: how well it reconstructs the spectrum (
 the valid pixels) and how typical the object's latents are (flow log-density). The evidence of a
 model is approximately ``ln p(x | s) + ln p(s)`` at the object's latents s (MAP approximation),
 and with Gaussian noise ``ln p(x | s) = -chi2 / 2`` up to a constant shared by both models. The
-default rule ``chi2+logp`` thresholds this approximate log evidence ratio; ``chi2`` keeps only the
-reconstruction term (a proper likelihood ratio of the same pixels) and ``logp`` only the latent
-densities (which live in two different latent spaces, so they are the weakest). The threshold 0
-means equal prior odds and needs no truth; rule and threshold go into the catalogue's metadata.
+default rule ``chi2`` keeps only the reconstruction term: a proper likelihood ratio of the same
+pixels. ``chi2+logp`` adds the latent densities (the approximate log evidence ratio), ``logp`` uses
+them alone; they live in two different latent spaces, and a faint star's latents are atypical
+for a star model trained mostly on brighter stars, so adding them costs the faint stars that
+contaminate a galaxy sample (measured in docs/catalog.md). The threshold 0 means equal prior
+odds and needs no truth; rule and threshold go into the catalogue's metadata.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class StarGalaxyRule:
         [True, False]
     """
 
-    def __init__(self, rule: str = "chi2+logp", threshold: float = 0.0):
+    def __init__(self, rule: str = "chi2", threshold: float = 0.0):
         if rule not in RULES:
             raise ValueError(f"unknown star/galaxy rule {rule!r}; choose one of {', '.join(RULES)}")
         self.rule = rule

@@ -37,8 +37,8 @@ def register(subparsers) -> None:
                              "launch --num_processes N`, one process per GPU")
     parser.add_argument("--dask-address", default=None,
                         help="scheduler address of an existing Dask cluster (tcp://host:8786)")
-    parser.add_argument("--star-rule", choices=sorted(RULES), default="chi2+logp",
-                        help="star/galaxy likelihood ratio (default chi2+logp; see docs/catalog.md)")
+    parser.add_argument("--star-rule", choices=sorted(RULES), default="chi2",
+                        help="star/galaxy likelihood ratio (default chi2; see docs/catalog.md)")
     parser.add_argument("--star-threshold", type=float, default=0.0,
                         help="log likelihood ratio above which an object is a star "
                              "(0: equal priors)")

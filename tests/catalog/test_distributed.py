@@ -65,7 +65,7 @@ def test_fits_catalog_holds_the_same_rows_and_metadata_as_parquet(scoring_setup,
     for name in ("TARGETID", "RANK", "IS_STAR", "OUTLIER_SCORE", "SPECTYPE", "FILENAME"):
         np.testing.assert_array_equal(np.asarray(table[name]), np.asarray(ref[name]), err_msg=name)
     header = fits.getheader(out, "CATALOG")
-    assert header["STARRULE"] == "chi2+logp" and header["STARTHR"] == 0.0
+    assert header["STARRULE"] == "chi2" and header["STARTHR"] == 0.0
 
 
 def test_unknown_scheduler_is_refused(scoring_setup, tmp_path):
