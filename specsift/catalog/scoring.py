@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
+from ..preprocess import PreprocessConfig, window_median
 from .classify import StarGalaxyRule
 
 __all__ = ["SurveyModel", "score_rows", "assemble_catalog", "SCORE_COLUMNS", "CATALOG_COLUMNS"]
@@ -48,8 +49,6 @@ class _StarFrame:
     """
 
     def __init__(self, store, zmin: float, zmax: float):
-        from ..preprocess import PreprocessConfig
-
         self._store, self._zmin, self._zmax = store, zmin, zmax
         manifest = getattr(store, "manifest", {})
         self._normalize = PreprocessConfig.from_dict(manifest["config"]).normalize \
@@ -62,8 +61,6 @@ class _StarFrame:
         return len(self._store)
 
     def batches(self, *args, **kwargs):
-        from ..preprocess.normalize import window_median
-
         rest = min(max(0.0, self._zmin), self._zmax)
         for batch in self._store.batches(*args, **kwargs):
             z = np.asarray(batch["z"])
