@@ -26,7 +26,7 @@ from ..runtime import progress
 from .classify import StarGalaxyRule
 from .writer import CatalogParts, write_catalog
 
-__all__ = ["ScoreJob", "score_catalog", "SCHEDULERS"]
+__all__ = ["ScoreJob", "score_catalog", "SCHEDULERS", "fdr_path", "check_fdr"]
 
 logger = logging.getLogger("specsift.catalog")
 
@@ -161,12 +161,28 @@ def _run_accelerate(job: ScoreJob, pending: list[int]) -> bool:
     return state.is_main_process
 
 
+def fdr_path(out: str | Path, fdr: float) -> Path:
+    """Where ``score --fdr`` writes its selection: ``catalog.parquet`` -> ``catalog.q0.05.parquet``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.q{fdr:g}{out.suffix}")
+
+
+def check_fdr(fdr: float | None) -> None:
+    """A false-discovery rate must lie strictly between 0 and 1."""
+    if fdr is not None and not 0.0 < fdr < 1.0:
+        raise ValueError(f"--fdr must lie strictly between 0 and 1 (a false-discovery rate such "
+                         f"as 0.05), not {fdr:g}")
+
+
 def score_catalog(job: ScoreJob, workers: int = 1, scheduler: str = "none",
-                  rule: StarGalaxyRule | None = None, address: str | None = None) -> Path | None:
+                  rule: StarGalaxyRule | None = None, address: str | None = None,
+                  fdr: float | None = None) -> Path | None:
     """Score every object of ``job.store`` and write the catalogue ``job.out``; resumable.
 
-    Returns the catalogue path (None on non-main accelerate processes).
+    With ``fdr``, the objects with ``OUTLIER_QVALUE < fdr`` are also written to
+    :func:`fdr_path`. Returns the catalogue path (None on non-main accelerate processes).
     """
+    check_fdr(fdr)
     if scheduler not in SCHEDULERS:
         raise ValueError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
     rule = rule or StarGalaxyRule()
@@ -191,22 +207,41 @@ def score_catalog(job: ScoreJob, workers: int = 1, scheduler: str = "none",
             return None
     else:
         _run_local(job, pending)
-    return _merge(job, parts, n_chunks, store, rule)
+    return _merge(job, parts, n_chunks, store, rule, fdr)
 
 
-def _merge(job: ScoreJob, parts: CatalogParts, n_chunks: int, store, rule: StarGalaxyRule) -> Path:
-    from .scoring import assemble_catalog
+def _merge(job: ScoreJob, parts: CatalogParts, n_chunks: int, store, rule: StarGalaxyRule,
+           fdr: float | None) -> Path:
+    from ..models.modeldir import ModelDir
+    from .calibration import OUTLIER_WEIGHTS
+    from .evidence import SCORE_FORMULA
+    from .scoring import LEGACY_SCORE, assemble_catalog
 
     table = assemble_catalog(parts.read(n_chunks), store.meta, rule)
+    calibrated = ModelDir(job.galaxy_model).has_weights(OUTLIER_WEIGHTS)
+    if not calibrated:
+        logger.warning("%s has no outlier calibration (a model written before it existed): "
+                       "OUTLIER_SCORE falls back to -LOGP_GALAXY, and OUTLIER_PVALUE, "
+                       "OUTLIER_QVALUE and OUTLIER_REASON are empty; rerun `specsift train-flow` "
+                       "on the model to fill them", job.galaxy_model)
     metadata = {"STORE": str(Path(job.store).resolve()),
                 "GALMODEL": str(Path(job.galaxy_model).resolve()),
                 "STARMODL": str(Path(job.star_model).resolve()),
                 "SURVEY": str(getattr(store, "survey", "")),
-                "SCORE": "OUTLIER_SCORE = -LOGP_GALAXY (flow log-density of the galaxy latents)",
+                "SCORE": SCORE_FORMULA if calibrated else LEGACY_SCORE,
+                "PVALUE": "fraction of validation-split galaxies of the galaxy model scoring at "
+                          "least as high (conformal); QVALUE: Benjamini-Hochberg over the catalogue",
                 "MODELS": json.dumps({"galaxy": _model_hashes(job.galaxy_model),
                                       "star": _model_hashes(job.star_model)}),
                 **rule.metadata()}
     out = write_catalog(table, job.out, metadata)
     parts.remove()
+    if fdr is not None:
+        q = np.nan_to_num(np.asarray(table["OUTLIER_QVALUE"], dtype=float), nan=np.inf)
+        chosen = table[q < fdr]
+        chosen.sort("RANK")
+        write_catalog(chosen, fdr_path(out, fdr), {**metadata, "FDR": fdr})
+        logger.info("%d objects with OUTLIER_QVALUE < %g written to %s", len(chosen), fdr,
+                    fdr_path(out, fdr))
     return out
 

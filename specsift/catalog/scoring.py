@@ -22,19 +22,15 @@ import numpy as np
 from astropy.table import Table
 
 from ..preprocess import PreprocessConfig, window_median
+from .calibration import evidence_for, load_calibration
 from .classify import StarGalaxyRule
+from .evidence import OutlierCalibration
 
-__all__ = ["SurveyModel", "score_rows", "assemble_catalog", "SCORE_COLUMNS", "CATALOG_COLUMNS"]
+__all__ = ["SurveyModel", "score_rows", "assemble_catalog", "bh_qvalues", "LEGACY_SCORE"]
 
 logger = logging.getLogger("specsift.catalog")
 
-#: per-object numbers written to the part files, in this order
-SCORE_COLUMNS = ("STORE_ROW", "CHI2_GALAXY", "CHI2_STAR", "LOGP_GALAXY", "LOGP_STAR",
-                 "NPIX_GALAXY", "NPIX_STAR", "FLAG_GALAXY", "FLAG_STAR")
-#: the leading columns of the final catalogue; survey metadata follows
-CATALOG_COLUMNS = ("TARGETID", "Z", "CHI2_GALAXY", "CHI2_STAR", "LOGP_GALAXY", "LOGP_STAR",
-                   "OUTLIER_SCORE", "RANK", "IS_STAR", "STAR_LOGLR", "NPIX_GALAXY", "NPIX_STAR",
-                   "FLAG_GALAXY", "FLAG_STAR", "STORE_ROW")
+LEGACY_SCORE = "OUTLIER_SCORE = -LOGP_GALAXY (flow log-density of the galaxy latents)"
 
 
 class _StarFrame:
@@ -85,6 +81,7 @@ class SurveyModel:
     path: Path
     autoencoder: object
     flow: object
+    calibration: OutlierCalibration | None = None
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "SurveyModel":
@@ -94,7 +91,7 @@ class SurveyModel:
         model_dir = ModelDir(path)
         autoencoder = model_dir.load_autoencoder(device=str(device))
         flow = LatentFlow.load(model_dir, device=str(device))
-        return cls(Path(path), autoencoder, flow)
+        return cls(Path(path), autoencoder, flow, load_calibration(model_dir))
 
     @property
     def z_range(self) -> tuple[float, float]:
@@ -102,25 +99,40 @@ class SurveyModel:
         return float(self.autoencoder.z_min), float(self.autoencoder.z_max)
 
     def score(self, store, rows: np.ndarray, batch_size: int, device: str,
-              star_frame: bool = False) -> dict[str, np.ndarray]:
-        """chi2, log p, valid pixels and flags of ``rows``, in the order of ``rows``."""
+              star_frame: bool = False, evidence: bool = False) -> dict[str, np.ndarray]:
+        """chi2, log p, valid pixels and flags of ``rows``, in the order of ``rows``; with
+        ``evidence`` (and a calibrated model) also the outlier score, its p-value and reason."""
         from ..models.inference import encode_batches
         from ..models.inputs import FLAG_NO_VALID_PIXELS
 
         source = _StarFrame(store, *self.z_range) if star_frame else store
-        parts = {"row": [], "chi2": [], "logp": [], "n_good": [], "flag": []}
+        tests = evidence_for(self.autoencoder, self.calibration) \
+            if evidence and self.calibration is not None else None
+        parts = {"row": [], "chi2": [], "logp": [], "n_good": [], "flag": [], "score": [],
+                 "reason": []}
         for batch in encode_batches(self.autoencoder, source, batch_size=batch_size, rows=rows,
-                                    device=str(device)):
+                                    device=str(device), return_model=tests is not None,
+                                    return_input=tests is not None):
             latents = np.asarray(batch["latents"])
             # a redshift outside the model range still gives a usable (if poor) fit: score it;
             # only an object with no valid pixel has no score at all
             ok = ((np.asarray(batch["flag"]) & FLAG_NO_VALID_PIXELS) == 0) \
                 & np.isfinite(latents).all(axis=1)
             logp = np.full(len(latents), np.nan)
+            score = np.full(len(latents), np.nan)
+            reason = np.full(len(latents), "", dtype=object)
             if ok.any():
                 logp[ok] = self.flow.log_prob(latents[ok])
+            if ok.any() and tests is not None:
+                log10p = tests.log10_tests(
+                    *(batch[k][ok] for k in ("flux", "weight", "model", "z")),
+                    self.flow.base_radius2(latents[ok]), self.flow.n_features_)
+                score[ok], best = tests.score(log10p)
+                reason[ok] = np.asarray(tests.labels, dtype=object)[best]
             parts["chi2"].append(np.where(ok, batch["chi2"], np.nan))
             parts["logp"].append(logp)
+            parts["score"].append(score)
+            parts["reason"].append(reason)
             for key in ("row", "n_good", "flag"):
                 parts[key].append(np.asarray(batch[key]))
         out = {key: np.concatenate(value) for key, value in parts.items()}
@@ -134,13 +146,36 @@ def score_rows(store, galaxy: SurveyModel, star: SurveyModel, rows: np.ndarray,
                batch_size: int = 512, device: str = "cpu") -> dict[str, np.ndarray]:
     """Score the store rows ``rows`` (sorted) under both pipelines: the part-file columns."""
     rows = np.asarray(rows, dtype=np.int64)
-    g = galaxy.score(store, rows, batch_size, device)
+    g = galaxy.score(store, rows, batch_size, device, evidence=True)
     s = star.score(store, rows, batch_size, device, star_frame=True)
+    calibrated = galaxy.calibration is not None
+    score = g["score"] if calibrated else -g["logp"]
+    pvalue = galaxy.calibration.pvalue(score) if calibrated else np.full(len(rows), np.nan)
     return {"STORE_ROW": rows,
             "CHI2_GALAXY": g["chi2"].astype(np.float64), "CHI2_STAR": s["chi2"].astype(np.float64),
             "LOGP_GALAXY": g["logp"], "LOGP_STAR": s["logp"],
+            "OUTLIER_SCORE": score.astype(np.float64), "OUTLIER_PVALUE": pvalue,
+            "OUTLIER_REASON": g["reason"].astype(str),
             "NPIX_GALAXY": g["n_good"].astype(np.int32), "NPIX_STAR": s["n_good"].astype(np.int32),
             "FLAG_GALAXY": g["flag"].astype(np.int32), "FLAG_STAR": s["flag"].astype(np.int32)}
+
+
+def bh_qvalues(pvalues: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg q-values (NaN p-values stay NaN and do not count as tests).
+
+    Example:
+        >>> bh_qvalues(np.array([0.01, 0.04, 0.03, np.nan])).round(3).tolist()[:3]
+        [0.03, 0.04, 0.04]
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    q = np.full(len(p), np.nan)
+    tested = np.flatnonzero(np.isfinite(p))
+    if not len(tested):
+        return q
+    order = tested[np.argsort(p[tested], kind="stable")]
+    ranked = p[order] * len(order) / np.arange(1, len(order) + 1)
+    q[order] = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
+    return q
 
 
 def _ranks(score: np.ndarray) -> np.ndarray:
@@ -154,21 +189,29 @@ def _ranks(score: np.ndarray) -> np.ndarray:
 def assemble_catalog(scores: dict[str, np.ndarray], meta: Table, rule: StarGalaxyRule) -> Table:
     """Catalogue rows from the part-file scores and the store's metadata (store row order).
 
-    ``OUTLIER_SCORE = -LOGP_GALAXY``: how atypical the object's latents are for the galaxy sample.
+    ``OUTLIER_SCORE`` is the galaxy model's outlier score (see
+    :mod:`specsift.catalog.evidence`), ``OUTLIER_QVALUE`` the Benjamini-Hochberg q-value of
+    ``OUTLIER_PVALUE`` over the catalogue, and the reason of an object classified as a star is
+    ``star-like``.
     """
     rows = scores["STORE_ROW"]
     meta = meta[rows]
     table = Table()
     table["TARGETID"] = meta["TARGETID"] if "TARGETID" in meta.colnames else meta["ID"]
     table["Z"] = np.asarray(meta["Z"], dtype=np.float64)
-    for name in ("CHI2_GALAXY", "CHI2_STAR", "LOGP_GALAXY", "LOGP_STAR"):
+    for name in ("CHI2_GALAXY", "CHI2_STAR", "LOGP_GALAXY", "LOGP_STAR", "OUTLIER_SCORE"):
         table[name] = scores[name]
-    table["OUTLIER_SCORE"] = -scores["LOGP_GALAXY"]
     table["RANK"] = _ranks(table["OUTLIER_SCORE"])
     kwargs = dict(chi2_galaxy=scores["CHI2_GALAXY"], chi2_star=scores["CHI2_STAR"],
                   npix_galaxy=scores["NPIX_GALAXY"], npix_star=scores["NPIX_STAR"],
                   logp_galaxy=scores["LOGP_GALAXY"], logp_star=scores["LOGP_STAR"])
-    table["IS_STAR"] = rule.predict(**kwargs)
+    is_star = rule.predict(**kwargs)
+    table["OUTLIER_PVALUE"] = scores["OUTLIER_PVALUE"]
+    table["OUTLIER_QVALUE"] = bh_qvalues(scores["OUTLIER_PVALUE"])
+    reason = np.asarray(scores["OUTLIER_REASON"], dtype=object)
+    reason[is_star & (reason != "")] = "star-like"
+    table["OUTLIER_REASON"] = reason.astype(str)
+    table["IS_STAR"] = is_star
     table["STAR_LOGLR"] = rule.log_ratio(**kwargs)
     for name in ("NPIX_GALAXY", "NPIX_STAR", "FLAG_GALAXY", "FLAG_STAR", "STORE_ROW"):
         table[name] = scores[name]

@@ -19,9 +19,11 @@ def register(subparsers) -> None:
         "score", help="score every object of a store: outlier catalogue with star/galaxy classes",
         description="Stream every object of STORE through the galaxy and the star models "
                     "(autoencoder + flow) and write one row per object: TARGETID, Z, CHI2_GALAXY, "
-                    "CHI2_STAR, LOGP_GALAXY, LOGP_STAR, OUTLIER_SCORE (= -LOGP_GALAXY), RANK "
-                    "(1 = most unusual), IS_STAR and the survey metadata. Parquet, or FITS when "
-                    "the name ends in .fits. Written atomically; rerun a killed run to resume.")
+                    "CHI2_STAR, LOGP_GALAXY, LOGP_STAR, OUTLIER_SCORE (-log10 of the strongest "
+                    "tail probability under the galaxy model; see docs/catalog.md), RANK "
+                    "(1 = most unusual), OUTLIER_PVALUE, OUTLIER_QVALUE, OUTLIER_REASON, IS_STAR "
+                    "and the survey metadata. Parquet, or FITS when the name ends in .fits. "
+                    "Written atomically; rerun a killed run to resume.")
     parser.add_argument("store", type=Path, help="ingested store to score (e.g. --sample all)")
     parser.add_argument("--galaxy-model", type=Path, required=True, help="galaxy model directory")
     parser.add_argument("--star-model", type=Path, required=True, help="star model directory")
@@ -42,12 +44,17 @@ def register(subparsers) -> None:
     parser.add_argument("--star-threshold", type=float, default=0.0,
                         help="log likelihood ratio above which an object is a star "
                              "(0: equal priors)")
+    parser.add_argument("--fdr", type=float, default=None, metavar="Q",
+                        help="also write the objects with OUTLIER_QVALUE < Q (a false-discovery "
+                             "rate, e.g. 0.05) to CATALOG.qQ.parquet, in rank order")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..catalog import ScoreJob, StarGalaxyRule, score_catalog
+    from ..catalog.distributed import check_fdr
 
+    check_fdr(args.fdr)
     for name in ("store", "galaxy_model", "star_model"):
         if not getattr(args, name).exists():
             raise FileNotFoundError(f"{getattr(args, name)}: no such {name.replace('_', ' ')}")
@@ -62,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                    torch_threads=1 if args.scheduler == "dask" else 0)
     out = score_catalog(job, workers=args.workers, scheduler=args.scheduler,
                         rule=StarGalaxyRule(args.star_rule, args.star_threshold),
-                        address=args.dask_address)
+                        address=args.dask_address, fdr=args.fdr)
     if out is not None:
         logger.info("catalogue written to %s", out)
     return 0

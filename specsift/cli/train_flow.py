@@ -17,7 +17,9 @@ def register(subparsers) -> None:
         description="Encode the training and validation splits of STORE with the autoencoder of "
                     "MODEL_DIR and fit a masked autoregressive flow to the standardised latents, "
                     "early-stopped on the validation split. The flow is saved into MODEL_DIR "
-                    "(flow.safetensors, sha256 recorded).")
+                    "(flow.safetensors, sha256 recorded). Then the outlier tests are calibrated: "
+                    "the model uncertainty, the usual missing-pixel shares and the validation "
+                    "scores behind OUTLIER_PVALUE (outlier.safetensors).")
     parser.add_argument("store", type=Path, help="ingested store the autoencoder was trained on")
     parser.add_argument("--model", type=Path, required=True, help="model directory (MODEL_DIR)")
     parser.add_argument("--transforms", type=int, default=5, help="autoregressive transforms (5)")
@@ -55,6 +57,7 @@ def collect_latents(autoencoder, store, split: str, batch_size: int, device) -> 
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..catalog.calibration import calibrate_outliers, save_calibration
     from ..models.flow import LatentFlow
     from ..models.modeldir import ModelDir
     from ..runtime import resolve_device, seed_everything
@@ -75,4 +78,8 @@ def run(args: argparse.Namespace) -> int:
     flow.save(model_dir)
     logger.info("saved the flow to %s (%d epochs, validation mean log p %.2f)", args.model,
                 flow.n_epochs_, flow.best_val_log_prob_)
+    calibration = calibrate_outliers(autoencoder, flow, store, batch_size=args.batch_size,
+                                     device=str(device), seed=args.seed)
+    save_calibration(model_dir, calibration)
+    logger.info("saved the outlier calibration to %s", args.model)
     return 0

@@ -19,7 +19,7 @@ SIZES: dict[str, dict] = {
         "kernels": [5, 11, 21],
         "encoder_hidden": [64, 32],
         "decoder_hidden": [64, 256],
-        "rest_step": 1.0,       # Angstrom per rest-frame pixel
+        "rest_step": 0.25,      # Angstrom per rest-frame pixel: resolves the LSF at low z
     },
     "paper": {
         "channels": [128, 256, 512],

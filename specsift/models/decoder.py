@@ -30,6 +30,14 @@ class SpectrumDecoder(nn.Module):
         self.mlp = mlp([n_latent, *hidden, n_rest])
         self.register_buffer("lsf", None if lsf is None else lsf.float().reshape(1, 1, -1))
 
+    @torch.no_grad()
+    def start_from(self, spectrum, spread: float = 0.1) -> None:
+        """Start at ``spectrum`` (R,): it becomes the output bias and the output weights shrink
+        by ``spread``, so every latent first decodes to about that spectrum."""
+        last = self.mlp[-1]
+        last.bias.copy_(torch.as_tensor(spectrum, dtype=last.bias.dtype))
+        last.weight.mul_(spread)
+
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         model = self.mlp(latents)
         if self.lsf is not None:

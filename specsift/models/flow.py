@@ -168,6 +168,22 @@ class LatentFlow:
         logp = self.flow_().log_prob(x.to(device)).double().cpu()
         return (logp - torch.log(self.latent_std_.double()).sum()).numpy()
 
+    @torch.no_grad()
+    def base_radius2(self, latents) -> np.ndarray:
+        """Squared norm of the latents mapped to the flow's standard-normal base, (B,) float64.
+
+        Why: for latents drawn from the fitted density this is chi-square with S degrees of
+        freedom, which turns the density into a tail probability that is comparable across
+        objects and models (see :mod:`specsift.catalog.evidence`).
+        """
+        self._check_fitted()
+        if isinstance(latents, torch.Tensor):
+            latents = latents.detach().cpu().numpy()
+        x = self._standardise(self._as_tensor(latents, "latents"))
+        device = next(self.flow_.parameters()).device
+        base = self.flow_().transform(x.to(device))
+        return base.double().square().sum(-1).cpu().numpy()
+
     # -- persistence --------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -32,13 +32,16 @@ def check_grid(autoencoder, store) -> None:
 @torch.no_grad()
 def encode_batches(autoencoder, store, batch_size: int = 512, rows=None, split: str | None = None,
                    device: str | torch.device = "cpu", return_model: bool = False,
-                   return_rest: bool = False) -> Iterator[dict[str, np.ndarray]]:
+                   return_rest: bool = False,
+                   return_input: bool = False) -> Iterator[dict[str, np.ndarray]]:
     """Stream ``store`` (one split, a subset of rows, or all) through the autoencoder.
 
     Yields dicts of numpy arrays: ``row`` (B,) store rows, ``latents`` (B, S), ``chi2`` (B,)
     reduced chi-square of the reconstruction over valid pixels (NaN when there are none),
     ``n_good`` (B,) valid pixels, ``flag`` (B,) bit flags (0 = fine; see
-    :mod:`specsift.models.inputs`), and ``model`` (B, P) / ``rest`` (B, R) if requested.
+    :mod:`specsift.models.inputs`), and ``model`` (B, P) / ``rest`` (B, R) if requested;
+    ``return_input`` adds the cleaned ``flux``, its ``weight`` (ivar, 0 where the model does not
+    cover a pixel or there is no data) and ``z`` (B,) as the model saw them.
     The model is moved to ``device`` and put in eval mode.
     """
     check_grid(autoencoder, store)
@@ -60,4 +63,6 @@ def encode_batches(autoencoder, store, batch_size: int = 512, rows=None, split: 
             out["model"] = model.cpu().numpy()
         if return_rest:
             out["rest"] = rest.float().cpu().numpy()
+        if return_input:
+            out.update(flux=flux.cpu().numpy(), weight=weight.cpu().numpy(), z=z.cpu().numpy())
         yield out

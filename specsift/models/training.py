@@ -38,7 +38,8 @@ from .instrument import Instrument
 from .losses import chi2_terms, consistency_loss, fidelity_loss, similarity_loss
 from .modeldir import AUTOENCODER_WEIGHTS, ModelDir
 
-__all__ = ["AutoencoderTrainer", "make_optimizer", "redshift_range", "epoch_seed"]
+__all__ = ["AutoencoderTrainer", "make_optimizer", "redshift_range", "epoch_seed",
+           "mean_rest_spectrum"]
 
 logger = logging.getLogger("specsift.models")
 
@@ -66,6 +67,40 @@ def redshift_range(z: np.ndarray, quantile: float = 0.999, step: float = 0.01) -
     if hi <= max(lo, 0.0):
         hi = max(lo, 0.0) + step
     return round(lo, 6), round(hi, 6)
+
+
+def mean_rest_spectrum(store, rows: np.ndarray, wave_rest: np.ndarray, max_objects: int = 2000,
+                       seed: int = 0) -> np.ndarray:
+    """Mean of up to ``max_objects`` spectra of ``rows`` moved to the rest frame, on ``wave_rest``.
+
+    Why: a decoder that starts from the mean spectrum only has to learn the differences between
+    objects; from a random start the first epochs are spent learning the mean shape (measured:
+    see docs/autoencoder.md). Each object counts once per rest pixel it covers with valid data;
+    pixels no object covers take the nearest covered value.
+    """
+    rng = np.random.default_rng(seed)
+    if len(rows) > max_objects:
+        rows = np.sort(rng.choice(rows, max_objects, replace=False))
+    total = np.zeros(len(wave_rest))
+    count = np.zeros(len(wave_rest))
+    wave = np.asarray(store.wave, dtype=np.float64)
+    for batch in store.batches(batch_size=256, rows=rows):
+        for flux, ivar, z in zip(batch["flux"], batch["ivar"], batch["z"]):
+            good = (ivar > 0) & np.isfinite(flux)
+            if not np.isfinite(z) or good.sum() < 2:
+                continue
+            rest = wave[good] / (1.0 + float(z))
+            inside = (wave_rest >= rest[0]) & (wave_rest <= rest[-1])
+            total[inside] += np.interp(wave_rest[inside], rest, flux[good])
+            count[inside] += 1
+    if not count.any():
+        return np.ones(len(wave_rest))
+    covered = np.flatnonzero(count > 0)
+    mean = np.zeros(len(wave_rest))
+    mean[covered] = total[covered] / count[covered]
+    nearest = covered[np.clip(np.searchsorted(covered, np.arange(len(wave_rest))), 0,
+                              len(covered) - 1)]
+    return np.where(count > 0, mean, mean[nearest])
 
 
 def make_optimizer(parameters, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -323,10 +358,15 @@ class AutoencoderTrainer:
     # -- the loop -----------------------------------------------------------------------------------
 
     def build(self, store, z_range: tuple[float, float]) -> SpectrumAutoencoder:
-        """A freshly initialised autoencoder for ``store``'s grid (seeded)."""
+        """A freshly initialised autoencoder for ``store``'s grid (seeded), whose decoder starts
+        from the mean rest-frame spectrum of the training split."""
         torch.manual_seed(self.seed)
         instrument = Instrument(np.asarray(store.wave), name=getattr(store, "survey", ""))
-        return SpectrumAutoencoder(instrument, self.latents, *z_range, **self._architecture())
+        model = SpectrumAutoencoder(instrument, self.latents, *z_range, **self._architecture())
+        train = np.flatnonzero(np.asarray(store.meta["SPLIT"]) == "train")
+        model.decoder.start_from(mean_rest_spectrum(store, train, model.wave_rest.numpy(),
+                                                    seed=self.seed))
+        return model
 
     def _architecture(self) -> dict:
         return architecture(self.size, **(self.widths or {}))

@@ -3,11 +3,13 @@
 :func:`preprocess` runs the steps in a fixed order on one batch of spectra (one input file) and
 accounts for every object: each ends up either in ``Prepared.meta`` (with its normalised arrays)
 or in ``Prepared.rejects`` with a reason. The first problem found is the reason reported, in the
-order: bad data (:mod:`.quality`), sample cuts (:mod:`.selection`), normalisation (:mod:`.normalize`).
+order: bad data (:mod:`.quality`), sample cuts (:mod:`.selection`), Milky-Way extinction
+(:mod:`.extinction`), normalisation (:mod:`.normalize`).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,11 +17,14 @@ from astropy.table import Table
 
 from ..spectra import Spectra
 from .config import PreprocessConfig, default_config, load_config
+from .extinction import deredden
 from .masks import bad_pixels, sky_line_mask
 from .normalize import normalize, window_median
 from .quality import check_quality
 from .selection import apply_cuts
 from .split import assign_split
+
+logger = logging.getLogger("specsift.preprocess")
 
 __all__ = ["Prepared", "preprocess", "PreprocessConfig", "default_config", "load_config",
            "rejects_table"]
@@ -61,6 +66,29 @@ def _good_median(values: np.ndarray, good: np.ndarray) -> np.ndarray:
     return out
 
 
+def _galactic_extinction(spectra: Spectra, config: PreprocessConfig, path):
+    """Dereddened flux and ivar (the input arrays when the law is ``none``) and, per object,
+    why it cannot be corrected (no finite, non-negative E(B-V))."""
+    n = len(spectra)
+    reason = np.full(n, "", dtype=object)
+    detail = np.full(n, "", dtype=object)
+    ext = config.extinction
+    if ext.law == "none" or n == 0:
+        return spectra.flux, spectra.ivar, reason, detail
+    if ext.column not in spectra.meta.colnames:
+        logger.warning("%s: no %s column, so no Milky-Way extinction correction for its %d "
+                       "objects (set [extinction] law = 'none' in --config to silence this)",
+                       path or "input", ext.column, n)
+        return spectra.flux, spectra.ivar, reason, detail
+    ebv = np.asarray(spectra.meta[ext.column], dtype=np.float64)
+    bad = ~(np.isfinite(ebv) & (ebv >= 0))
+    reason[bad] = f"extinction: {ext.column} not a finite value >= 0"
+    detail[bad] = [f"{ext.column} = {v}" for v in ebv[bad]]
+    flux, ivar = deredden(spectra.wave, spectra.flux, spectra.ivar, np.where(bad, 0.0, ebv),
+                          ext.r_v)
+    return flux, ivar, reason, detail
+
+
 def preprocess(spectra: Spectra, config: PreprocessConfig, sample: str = "all",
                path=None) -> Prepared:
     """Check, select, mask, normalise and split one batch of spectra.
@@ -87,16 +115,17 @@ def preprocess(spectra: Spectra, config: PreprocessConfig, sample: str = "all",
     good = ~bad
     q_reason, q_detail = check_quality(spectra, bad)
     s_reason, s_detail = apply_cuts(meta, config.cuts(sample), path)
-    norm, n_reason, n_detail = window_median(spectra.wave, spectra.flux, good, spectra.z,
+    flux, ivar, e_reason, e_detail = _galactic_extinction(spectra, config, path)
+    norm, n_reason, n_detail = window_median(spectra.wave, flux, good, spectra.z,
                                              config.normalize)
     reason, detail = q_reason.copy(), q_detail.copy()
-    for r, d in ((s_reason, s_detail), (n_reason, n_detail)):
+    for r, d in ((s_reason, s_detail), (e_reason, e_detail), (n_reason, n_detail)):
         take = (reason == "") & (r != "")
         reason[take], detail[take] = r[take], d[take]
     keep = np.flatnonzero(reason == "")
     drop = np.flatnonzero(reason != "")
 
-    flux, ivar = normalize(spectra.flux[keep], spectra.ivar[keep], good[keep], norm[keep])
+    flux, ivar = normalize(flux[keep], ivar[keep], good[keep], norm[keep])
     out = meta[keep] if meta.colnames else Table()
     out["ID"] = spectra.ids[keep]
     out["Z"] = spectra.z[keep]

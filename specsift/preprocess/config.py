@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import SpecsiftInputError
 
-__all__ = ["MaskConfig", "NormalizeConfig", "SplitConfig", "PreprocessConfig",
+__all__ = ["MaskConfig", "ExtinctionConfig", "NormalizeConfig", "SplitConfig", "PreprocessConfig",
            "default_config", "load_config", "BGS_ANY", "MWS_ANY"]
 
 # DESI_TARGET bits (desitarget main-survey mask): any BGS target, any MWS target.
@@ -58,6 +58,21 @@ class MaskConfig:
     sky_lines: str = ""
     n_sky_lines: int = 100
     sky_half_width: float = 5.0
+
+
+@dataclass
+class ExtinctionConfig:
+    """Milky-Way dust correction (see :mod:`specsift.preprocess.extinction`).
+
+    Arguments:
+        law: ``ccm89`` (Cardelli, Clayton & Mathis 1989) or ``none``.
+        column: metadata column holding each object's E(B-V) (DESI fibermaps: ``EBV``).
+        r_v: total-to-selective extinction ratio.
+    """
+
+    law: str = "none"
+    column: str = "EBV"
+    r_v: float = 3.1
 
 
 @dataclass
@@ -96,12 +111,14 @@ class PreprocessConfig:
     Arguments:
         samples: sample name -> column cuts (``{"Z": {"min": 0, "max": 0.8}}``).
         masks: see :class:`MaskConfig`.
+        extinction: see :class:`ExtinctionConfig`.
         normalize: see :class:`NormalizeConfig`.
         split: see :class:`SplitConfig`.
     """
 
     samples: dict = field(default_factory=lambda: {"all": {}})
     masks: MaskConfig = field(default_factory=MaskConfig)
+    extinction: ExtinctionConfig = field(default_factory=ExtinctionConfig)
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
 
@@ -119,6 +136,9 @@ class PreprocessConfig:
         if len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1) > 1e-9:
             raise SpecsiftInputError(f"split.fractions must be three non-negative numbers summing "
                                      f"to 1, not {fr}")
+        if self.extinction.law not in ("ccm89", "none"):
+            raise SpecsiftInputError(f"extinction.law must be 'ccm89' or 'none', "
+                                     f"not {self.extinction.law!r}")
         if self.masks.n_sky_lines < 0 or self.masks.sky_half_width < 0:
             raise SpecsiftInputError("masks.n_sky_lines and masks.sky_half_width must be >= 0")
 
@@ -164,14 +184,16 @@ class PreprocessConfig:
                    **{name: _SECTIONS[name](**merged[name]) for name in _SECTIONS})
 
 
-_SECTIONS = {"masks": MaskConfig, "normalize": NormalizeConfig, "split": SplitConfig}
+_SECTIONS = {"masks": MaskConfig, "extinction": ExtinctionConfig, "normalize": NormalizeConfig, "split": SplitConfig}
 
 
 def default_config(survey: str) -> PreprocessConfig:
-    """The defaults for one survey: DESI has BGS/MWS samples, APOGEE is already normalised."""
+    """The defaults for one survey: DESI has BGS/MWS samples and the fibermap's E(B-V), APOGEE
+    is already normalised."""
     survey = survey.lower()
     if survey == "desi":
-        return PreprocessConfig(samples=json.loads(json.dumps(_DESI_SAMPLES)))
+        return PreprocessConfig(samples=json.loads(json.dumps(_DESI_SAMPLES)),
+                                extinction=ExtinctionConfig(law="ccm89"))
     if survey == "apogee":
         return PreprocessConfig(normalize=NormalizeConfig(method="none"))
     return PreprocessConfig()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
+
+from specsift.preprocess.extinction import deredden
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -27,10 +29,11 @@ def test_batches_return_the_normalised_input_spectra(all_store):
         raw = specsift.read(meta["FILENAME"][i], survey="desi")[int(meta["ROW"][i])]
         assert raw.ids[0] == meta["ID"][i]
         good = batch["ivar"][i] > 0
-        np.testing.assert_allclose(batch["flux"][i, good] * meta["NORM"][i], raw.flux[0, good],
+        flux, ivar = deredden(raw.wave, raw.flux, raw.ivar, np.atleast_1d(float(meta["EBV"][i])))
+        np.testing.assert_allclose(batch["flux"][i, good] * meta["NORM"][i], flux[0, good],
                                    rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(batch["ivar"][i, good] / meta["NORM"][i] ** 2,
-                                   raw.ivar[0, good], rtol=1e-5)
+                                   ivar[0, good], rtol=1e-5)
         assert not np.any(good & raw.mask[0])
         assert batch["z"][i] == np.float32(meta["Z"][i])
 
