@@ -43,8 +43,9 @@ def read(paths, **options) -> Spectra:
         bad_bits: and-mask bits that make a pixel bad (default: every bit).
 
     Example:
-        >>> s = read("spec-55862-B6212_sp06-003.fits")   # doctest: +SKIP
-        >>> s.ids[0], s.meta["CLASS"][0]                   # doctest: +SKIP
+        >>> from specsift.datapaths import data_dir
+        >>> s = read(data_dir() / "real/lamost/spec-55862-B6212_sp06-003.fits")
+        >>> str(s.ids[0]), str(s.meta["CLASS"][0])
         ('55862-B6212_sp06-003', 'STAR')
     """
     return Spectra.concatenate(list(iter_read(paths, **options)))

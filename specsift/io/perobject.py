@@ -17,7 +17,7 @@ from astropy.table import Table
 from ..errors import SpecsiftInputError
 from ..runtime import progress
 from ..spectra import Spectra
-from . import expand_paths
+from .paths import expand_paths
 from .grids import Grid
 
 __all__ = ["iter_files", "require_vacuum", "FILES_PER_CHUNK"]

@@ -42,8 +42,9 @@ def read(paths, **options) -> Spectra:
         bad_bits: ``and_mask`` bits that make a pixel bad (default :data:`BAD_AND_MASK_BITS`).
 
     Example:
-        >>> s = read("spec-4055-55359-0006.fits")          # doctest: +SKIP
-        >>> s.ids[0], s.meta["CLASS"][0], round(s.z[0], 3)  # doctest: +SKIP
+        >>> from specsift.datapaths import data_dir
+        >>> s = read(data_dir() / "real/sdss/spec-4055-55359-0006.fits")
+        >>> str(s.ids[0]), str(s.meta["CLASS"][0]), round(float(s.z[0]), 3)
         ('4055-55359-0006', 'GALAXY', 0.214)
     """
     return Spectra.concatenate(list(iter_read(paths, **options)))
