@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import sha256_file
+from ..errors import SpecsiftInputError
 from ..runtime import progress
 from .classify import StarGalaxyRule
 from .writer import CatalogParts, write_catalog
@@ -170,7 +171,7 @@ def fdr_path(out: str | Path, fdr: float) -> Path:
 def check_fdr(fdr: float | None) -> None:
     """A false-discovery rate must lie strictly between 0 and 1."""
     if fdr is not None and not 0.0 < fdr < 1.0:
-        raise ValueError(f"--fdr must lie strictly between 0 and 1 (a false-discovery rate such "
+        raise SpecsiftInputError(f"--fdr must lie strictly between 0 and 1 (a false-discovery rate such "
                          f"as 0.05), not {fdr:g}")
 
 

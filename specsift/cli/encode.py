@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     suffix = args.out.suffix.lower()
     if suffix not in (".parquet", ".fits"):
-        raise ValueError(f"{args.out}: output must end in .parquet or .fits")
+        raise SpecsiftInputError(f"{args.out}: output must end in .parquet or .fits")
     device = resolve_device(args.device)
     store = SpectraStore(args.store)
     autoencoder = ModelDir(args.model).load_autoencoder(device=device)
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         if suffix == ".fits":
             _write_fits(tmp, pa.concat_tables(parts) if parts else None, autoencoder.n_latent)
         elif writer is None:
-            raise ValueError("no objects selected: nothing to encode")
+            raise SpecsiftInputError("no objects selected: nothing to encode")
     for bit, count in flag_counts.items():
         if count:
             logger.warning("%d objects flagged: %s (FLAG & %d)", count, FLAG_NAMES[bit], bit)
@@ -92,7 +92,7 @@ def _write_fits(path, table, n_latent: int) -> None:
     from astropy.table import Table
 
     if table is None:
-        raise ValueError("no objects selected: nothing to encode")
+        raise SpecsiftInputError("no objects selected: nothing to encode")
     columns = {}
     for name in table.column_names:
         values = table.column(name).combine_chunks()

@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, outputs=("out", "plot"))
 
 
 def run(args: argparse.Namespace) -> int:

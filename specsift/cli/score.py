@@ -53,15 +53,16 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..catalog import ScoreJob, StarGalaxyRule, score_catalog
     from ..catalog.distributed import check_fdr
+    from ..errors import SpecsiftInputError
 
     check_fdr(args.fdr)
     for name in ("store", "galaxy_model", "star_model"):
         if not getattr(args, name).exists():
             raise FileNotFoundError(f"{getattr(args, name)}: no such {name.replace('_', ' ')}")
     if args.workers < 1 or args.batch_size < 1 or args.chunk_size < 1:
-        raise ValueError("--workers, --batch-size and --chunk-size must be positive")
+        raise SpecsiftInputError("--workers, --batch-size and --chunk-size must be positive")
     if args.workers > 1 and args.scheduler != "dask":
-        raise ValueError("--workers sets the Dask workers: add --scheduler dask (with accelerate, "
+        raise SpecsiftInputError("--workers sets the Dask workers: add --scheduler dask (with accelerate, "
                          "the process count is given to `accelerate launch --num_processes`)")
     job = ScoreJob(store=str(args.store), galaxy_model=str(args.galaxy_model),
                    star_model=str(args.star_model), out=str(args.out), batch_size=args.batch_size,

@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=512, help="spectra per encoding batch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda...")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, outputs=("model",))
 
 
 def collect_latents(autoencoder, store, split: str, batch_size: int, device) -> "np.ndarray":

@@ -28,7 +28,7 @@ from astropy.table import Table
 
 from ..errors import SpecsiftInputError
 from ..spectra import Spectra
-from . import expand_paths
+from .paths import expand_paths
 
 __all__ = ["read", "iter_batches", "ERROR_THRESHOLD", "ASPCAP_CHIPS", "BADMASK", "log_wave"]
 
@@ -160,9 +160,10 @@ def read(paths, error_threshold: float = ERROR_THRESHOLD, batch_size: int = 4096
             apStar, whose flux is not normalised).
 
     Example:
-        >>> spectra = read("mock/spectra-mock.fits")          # doctest: +SKIP
-        >>> spectra.flux.shape, spectra.mask.mean()           # doctest: +SKIP
-        ((477, 8575), 0.2)
+        >>> from specsift.datapaths import data_dir
+        >>> spectra = read(data_dir() / "real/apogee/apStar-dr17-2M17335483-2753043.fits")
+        >>> spectra.flux.shape, round(float(spectra.mask.mean()), 2)
+        ((1, 8575), 0.12)
     """
     parts = list(iter_batches(paths, batch_size=batch_size, error_threshold=error_threshold))
     spectra = Spectra.concatenate(parts)

@@ -20,9 +20,10 @@ from astropy.table import Table, vstack
 from ..errors import SpecsiftInputError
 from ..runtime import progress
 from ..spectra import Spectra
-from . import expand_paths
 from .fitsutil import hdu_names, image, open_fits, table
 from .grids import DESI_GRID, bad_pixels
+from .paths import expand_paths
+from .registry import READERS
 
 __all__ = ["read", "iter_read", "read_redrock", "merge_arms", "BAD_MASK_BITS", "ARMS",
            "PATTERNS"]
@@ -30,8 +31,7 @@ __all__ = ["read", "iter_read", "read_redrock", "merge_arms", "BAD_MASK_BITS", "
 logger = logging.getLogger("specsift.io.desi")
 
 ARMS = ("B", "R", "Z")
-# A folder yields only coadds: redrock, per-exposure spectra and stacks sit beside them.
-PATTERNS = ("*coadd*.fits", "*coadd*.fits.gz")
+PATTERNS = READERS["desi"].patterns  # a folder yields coadds only (see the registry)
 
 # desispec specmask bits. SOMEBADPIX and COSMIC on a coadd pixel with ivar > 0 mean that some
 # exposures were rejected there; the coadd ivar already counts only the good ones, so the pixel
@@ -58,8 +58,9 @@ def read(paths, **options) -> Spectra:
         bad_bits: MASK bits that make a pixel bad (default :data:`BAD_MASK_BITS`).
 
     Example:
-        >>> s = read("coadd-4-80613-thru20210324.fits")       # doctest: +SKIP
-        >>> s.wave.size, s.meta["SPECTYPE"][0], round(s.z[0], 3)  # doctest: +SKIP
+        >>> from specsift.datapaths import data_dir
+        >>> s = read(data_dir() / "real/desi/coadd-4-80613-thru20210324.fits")
+        >>> s.wave.size, str(s.meta["SPECTYPE"][0]), round(float(s.z[0]), 3)
         (7781, 'GALAXY', 0.369)
     """
     return Spectra.concatenate(list(iter_read(paths, **options)))

@@ -43,8 +43,9 @@ def read(paths, **options) -> Spectra:
         bad_bits: and-mask bits that make a pixel bad (default: every bit).
 
     Example:
-        >>> s = read("spec-55862-B6212_sp06-003.fits")   # doctest: +SKIP
-        >>> s.ids[0], s.meta["CLASS"][0]                   # doctest: +SKIP
+        >>> from specsift.datapaths import data_dir
+        >>> s = read(data_dir() / "real/lamost/spec-55862-B6212_sp06-003.fits")
+        >>> str(s.ids[0]), str(s.meta["CLASS"][0])
         ('55862-B6212_sp06-003', 'STAR')
     """
     return Spectra.concatenate(list(iter_read(paths, **options)))
@@ -66,11 +67,11 @@ def _read_spec(path: Path, bad_bits: int):
     if data.ndim != 2 or data.shape[0] < 4:
         raise SpecsiftInputError(f"primary HDU has shape {data.shape}, expected (5, n_pixels) "
                                  f"rows flux, invvar, wavelength, andmask, ormask", path)
-    try:
-        start, step = float(head["COEFF0"]), float(head["COEFF1"])
-    except KeyError as exc:
-        raise SpecsiftInputError(f"primary header has no {exc.args[0]} (log-lambda grid)",
-                                 path) from None
+    missing = [key for key in ("COEFF0", "COEFF1") if key not in head]
+    if missing:
+        raise SpecsiftInputError(f"primary header has no {' or '.join(missing)} keyword (the "
+                                 f"log10-lambda grid is COEFF0 + COEFF1 * pixel)", path)
+    start, step = float(head["COEFF0"]), float(head["COEFF1"])
     wave = 10.0 ** (start + step * np.arange(data.shape[1]))
     offset = LAMOST_GRID.offset(wave, path, what="COEFF0/COEFF1 wavelength grid")
     flux = data[FLUX].astype(np.float32)

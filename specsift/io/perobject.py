@@ -7,6 +7,7 @@ however many files a survey has.
 
 from __future__ import annotations
 
+import logging
 from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterator
@@ -17,12 +18,15 @@ from astropy.table import Table
 from ..errors import SpecsiftInputError
 from ..runtime import progress
 from ..spectra import Spectra
-from . import expand_paths
+from .paths import expand_paths
 from .grids import Grid
 
 __all__ = ["iter_files", "require_vacuum", "FILES_PER_CHUNK"]
 
 FILES_PER_CHUNK = 2048
+
+logger = logging.getLogger("specsift.io")
+_warned_no_vacuum: set[str] = set()
 
 ReadOne = Callable[[Path], tuple[tuple[int, np.ndarray, np.ndarray, np.ndarray], dict]]
 
@@ -42,6 +46,14 @@ def iter_files(paths, read_one: ReadOne, grid: Grid, survey: str,
 
 def require_vacuum(head, path, survey: str) -> None:
     """Refuse air wavelengths: converting them would move pixels off the vacuum log grid."""
-    if head.get("VACUUM", True) is False:
+    if "VACUUM" not in head:
+        # the survey's data model says vacuum; say so once per survey rather than per file
+        if survey not in _warned_no_vacuum:
+            _warned_no_vacuum.add(survey)
+            logger.warning("%s: no VACUUM keyword in the primary header; assuming vacuum "
+                           "wavelengths, as %s writes them (further files without it are not "
+                           "reported)", path, survey)
+        return
+    if head["VACUUM"] is False:
         raise SpecsiftInputError(f"{survey} wavelengths are in air (VACUUM = F); specsift reads "
                                  f"vacuum wavelengths only", path)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import SpecsiftInputError
 from ..spectra import Spectra
-from .fitsutil import header, open_fits, table
+from .fitsutil import header, hdu_names, open_fits, table
 from .grids import SDSS_GRID, bad_pixels
 from .perobject import FILES_PER_CHUNK, iter_files, require_vacuum
 
@@ -32,6 +32,7 @@ BAD_AND_MASK_BITS = sum(1 << bit for bit in (0, 1, 18, 22, 23, 24, 25, 27, 28))
 META_COLUMNS = ("PLATE", "MJD", "FIBERID", "SPECOBJID", "CLASS", "SUBCLASS", "Z", "Z_ERR",
                 "ZWARNING", "SN_MEDIAN_ALL", "PLUG_RA", "PLUG_DEC", "OBJTYPE", "TARGETTYPE")
 NOT_TARGETS = {"SKY", "NA"}
+SPECOBJ_HDUS = ("SPECOBJ", "SPALL")  # DR8-DR16 spec-lite name, and the BOSS/eBOSS one
 
 
 def read(paths, **options) -> Spectra:
@@ -42,8 +43,9 @@ def read(paths, **options) -> Spectra:
         bad_bits: ``and_mask`` bits that make a pixel bad (default :data:`BAD_AND_MASK_BITS`).
 
     Example:
-        >>> s = read("spec-4055-55359-0006.fits")          # doctest: +SKIP
-        >>> s.ids[0], s.meta["CLASS"][0], round(s.z[0], 3)  # doctest: +SKIP
+        >>> from specsift.datapaths import data_dir
+        >>> s = read(data_dir() / "real/sdss/spec-4055-55359-0006.fits")
+        >>> str(s.ids[0]), str(s.meta["CLASS"][0]), round(float(s.z[0]), 3)
         ('4055-55359-0006', 'GALAXY', 0.214)
     """
     return Spectra.concatenate(list(iter_read(paths, **options)))
@@ -66,9 +68,16 @@ def _read_spec(path: Path, bad_bits: int):
             if name not in coadd.colnames:
                 raise SpecsiftInputError(f"HDU 1 has no {name} column (not an SDSS spec file?)",
                                          path)
-        specobj = table(hdul, 2, path, columns=META_COLUMNS)
+        names = hdu_names(hdul)
+        hdu = next((name for name in SPECOBJ_HDUS if name in names), None)
+        if hdu is None:
+            found = ", ".join(h.name or str(i) for i, h in enumerate(hdul))
+            raise SpecsiftInputError(f"missing HDU SPECOBJ (or SPALL), which holds the class and "
+                                     f"redshift (file has: {found})", path)
+        specobj = table(hdul, hdu, path, columns=META_COLUMNS)
     if len(specobj) != 1:
-        raise SpecsiftInputError(f"HDU 2 has {len(specobj)} rows, expected 1", path)
+        raise SpecsiftInputError(f"HDU {hdu} has {len(specobj)} rows, expected 1 (one object "
+                                 f"per spec file)", path)
     flux = np.asarray(coadd["flux"], np.float32)
     ivar = np.asarray(coadd["ivar"], np.float32)
     and_mask = np.asarray(coadd["and_mask"]) if "and_mask" in coadd.colnames else None

@@ -4,10 +4,16 @@ Weights are loaded without pickle (safetensors) and only after their sha256 matc
 recorded in ``config.json`` when they were written, so a truncated copy or a swapped file is
 caught before it produces silently wrong scores. The flow (``specsift.models.flow``) is saved
 into the same directory with :meth:`ModelDir.save_weights`.
+
+The training checkpoint gets the same check: its sha256 is written in a one-line header of the
+file itself (the checkpoint is rewritten every epoch, and one atomic rename must replace data and
+hash together), and it is loaded with ``torch.load(weights_only=True)`` only once that matches.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -24,6 +30,7 @@ LOG_NAME = "training_log.jsonl"
 CHECKPOINT_NAME = "checkpoint.pt"
 AUTOENCODER_WEIGHTS = "autoencoder"
 FORMAT_VERSION = 1
+CHECKPOINT_MAGIC = b"specsift-checkpoint 1 sha256="
 
 
 class ModelDir:
@@ -100,7 +107,12 @@ class ModelDir:
             raise SpecsiftInputError(f"sha256 {digest[:12]}... does not match the recorded "
                                      f"{record['sha256'][:12]}...: the weights were modified or "
                                      "truncated after training", path=file)
-        return load_file(str(file), device=str(device))
+        try:
+            return load_file(str(file), device=str(device))
+        except Exception as error:  # SafetensorError: a damaged header under a matching hash
+            raise SpecsiftInputError(f"not a readable safetensors file ({error}); its recorded "
+                                     "sha256 matches, so it was written or recorded wrongly: "
+                                     "retrain or restore it", path=file) from None
 
     # -- the autoencoder --------------------------------------------------------------------------
 
@@ -128,6 +140,55 @@ class ModelDir:
     @property
     def checkpoint_path(self) -> Path:
         return self.path / CHECKPOINT_NAME
+
+    def save_checkpoint(self, state: dict) -> None:
+        """Write the training checkpoint atomically, its sha256 in the file's first line."""
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        payload = buffer.getvalue()
+        digest = hashlib.sha256(payload).hexdigest().encode()
+        with atomic_path(self.checkpoint_path) as tmp:
+            tmp.write_bytes(CHECKPOINT_MAGIC + digest + b"\n" + payload)
+
+    def load_checkpoint(self) -> dict:
+        """The checkpoint's state, only after its sha256 matches; damage is a one-line error.
+
+        Example:
+            >>> import tempfile
+            >>> md = ModelDir(tempfile.mkdtemp())
+            >>> md.save_checkpoint({"epoch": 3, "w": torch.zeros(4)})
+            >>> md.load_checkpoint()["epoch"]
+            3
+            >>> data = bytearray(md.checkpoint_path.read_bytes())
+            >>> data[-200:-136] = bytes(64)  # 64 bytes flipped near the end
+            >>> _ = md.checkpoint_path.write_bytes(bytes(data))
+            >>> md.load_checkpoint()
+            Traceback (most recent call last):
+            ...
+            specsift.errors.SpecsiftInputError: .../checkpoint.pt: the training checkpoint is damaged ...
+        """
+        file = self.checkpoint_path
+        try:
+            data = file.read_bytes()
+        except OSError as error:
+            raise SpecsiftInputError(f"cannot read the training checkpoint ({error.strerror})",
+                                     path=file) from None
+        head, _, payload = data.partition(b"\n")
+        if not head.startswith(CHECKPOINT_MAGIC):
+            raise SpecsiftInputError("not a specsift training checkpoint (no sha256 header; "
+                                     "written by an older specsift?); remove it to start over",
+                                     path=file)
+        recorded = head[len(CHECKPOINT_MAGIC):].decode("ascii", "replace")
+        digest = hashlib.sha256(payload).hexdigest()
+        if digest != recorded:
+            raise SpecsiftInputError(f"the training checkpoint is damaged (sha256 {digest[:12]}... "
+                                     f"does not match the recorded {recorded[:12]}...); remove it "
+                                     "to start over, or restore it", path=file)
+        try:
+            return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        except Exception as error:  # a matching hash over unreadable data: written wrongly
+            raise SpecsiftInputError(f"cannot read the training checkpoint ({error}); remove it "
+                                     "to start over", path=file) from None
 
     @property
     def log_path(self) -> Path:

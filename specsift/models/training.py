@@ -27,7 +27,6 @@ import time
 import numpy as np
 import torch
 
-from ..atomic import atomic_path
 from ..errors import SpecsiftInputError
 from ..runtime import progress, resolve_device
 from .augment import redshift_copy
@@ -338,15 +337,10 @@ class AutoencoderTrainer:
     # -- checkpoints ------------------------------------------------------------------------------
 
     def _save_checkpoint(self, md: ModelDir, state: dict) -> None:
-        with atomic_path(md.checkpoint_path) as tmp:
-            torch.save(state, tmp)
+        md.save_checkpoint(state)  # sha256 recorded, as for model weights
 
     def _load_checkpoint(self, md: ModelDir) -> dict:
-        try:
-            state = torch.load(md.checkpoint_path, map_location="cpu", weights_only=True)
-        except Exception as error:  # a damaged checkpoint must name itself, not crash obscurely
-            raise SpecsiftInputError(f"cannot read the training checkpoint ({error}); remove it "
-                                     "to start over", path=md.checkpoint_path) from None
+        state = md.load_checkpoint()  # refuses a damaged checkpoint with a one-line error
         saved = json.loads(state["settings"])
         if saved != self._settings():
             changed = sorted(k for k in saved if saved[k] != self._settings().get(k))

@@ -100,7 +100,9 @@ def preprocess(spectra: Spectra, config: PreprocessConfig, sample: str = "all",
         path: the input file, used in rejects when the metadata have no FILENAME column.
 
     Example:
-        >>> spectra = specsift.read("coadd-mock-0000.fits", survey="desi")
+        >>> import specsift
+        >>> from specsift.datapaths import data_dir
+        >>> spectra = specsift.read(data_dir() / "real/desi/coadd-5-169-thru20210419.fits")
         >>> prepared = preprocess(spectra, default_config("desi"), "bgs")
         >>> len(prepared.meta) + len(prepared.rejects) == len(spectra)
         True

@@ -49,8 +49,8 @@ class MaskConfig:
     """Pixels to mask on top of the instrument mask and ivar <= 0.
 
     Arguments:
-        sky_lines: line list (wavelength in nm, vacuum; intensity); empty = the shared
-            ``lines/sky-lines.txt``.
+        sky_lines: line list (wavelength in nm, vacuum; intensity); empty = the list
+            shipped with the package (``specsift/data/sky-lines.txt``, spender's, MIT).
         n_sky_lines: mask this many of the strongest lines that fall on the survey grid.
         sky_half_width: half width of each masked window, Angstrom (observed frame).
     """

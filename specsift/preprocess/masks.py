@@ -1,30 +1,39 @@
 """Which pixels carry no trustworthy information: instrument flags, ivar <= 0, sky lines.
 
 Sky-line residuals sit at fixed *observed* wavelengths, so one (P,) mask serves every object on
-a grid. The shared line list (``lines/sky-lines.txt``, from spender) gives wavelengths in nm in
-vacuum: its [O I] line is at 557.8887 nm, the vacuum value of the 5577.34 A air line, and the
+a grid. The line list shipped with the package (``specsift/data/sky-lines.txt``, from spender,
+MIT) gives wavelengths in nm in vacuum: its [O I] line is at 557.8887 nm, the vacuum value of the 5577.34 A air line, and the
 Na D lines at 589.158/589.756 nm are vacuum too. Survey grids here are vacuum, so no conversion.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 
-from ..datapaths import data_dir
 from ..errors import SpecsiftInputError
 from ..spectra import Spectra
 from .config import MaskConfig
 
-__all__ = ["load_sky_lines", "sky_line_mask", "bad_pixels"]
+__all__ = ["load_sky_lines", "sky_line_mask", "bad_pixels", "DEFAULT_SKY_LINES"]
+
+DEFAULT_SKY_LINES = files("specsift") / "data" / "sky-lines.txt"
 
 
 @lru_cache(maxsize=4)
 def load_sky_lines(path: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """(vacuum wavelength in Angstrom, intensity) of every line in the list, file order."""
-    path = Path(path) if path else data_dir() / "lines" / "sky-lines.txt"
+    """(vacuum wavelength in Angstrom, intensity) of every line in the list, file order;
+    ``path`` empty: the list shipped with the package.
+
+    Example:
+        >>> wave, intensity = load_sky_lines()
+        >>> round(float(wave[0]), 2), float(intensity[0])   # [O I] 5577 A (air), in vacuum
+        (5578.89, 100.0)
+    """
+    path = Path(path) if path else Path(str(DEFAULT_SKY_LINES))
     wave, intensity = [], []
     try:
         lines = path.read_text().splitlines()

@@ -25,9 +25,17 @@ class StoreDataset(IterableDataset):
         seed: base seed of the shuffle.
 
     Example:
-        >>> ds = store.torch_dataset(batch_size=256, split="train", seed=1)
+        >>> import tempfile
+        >>> from specsift.datapaths import data_dir
+        >>> from torch.utils.data import DataLoader
+        >>> from specsift.store import SpectraStore, ingest
+        >>> out = tempfile.mkdtemp() + "/desi.store"
+        >>> _ = ingest(data_dir() / "real/desi", out, survey="desi")
+        >>> ds = SpectraStore(out).torch_dataset(batch_size=256, split="train", seed=1)
         >>> for batch in DataLoader(ds, batch_size=None):
-        ...     loss = model(batch["flux"], batch["ivar"], batch["z"])
+        ...     flux, ivar, z = batch["flux"], batch["ivar"], batch["z"]
+        >>> type(flux).__name__, tuple(flux.shape)
+        ('Tensor', (2, 7781))
     """
 
     def __init__(self, store, batch_size: int = 256, split: str | None = None,

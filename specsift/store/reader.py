@@ -33,9 +33,16 @@ class SpectraStore:
             (one chunk of 256 DESI spectra is about 16 MB).
 
     Example:
-        >>> store = SpectraStore("bgs.store")
+        >>> import tempfile
+        >>> from specsift.datapaths import data_dir
+        >>> from specsift.store import ingest
+        >>> out = tempfile.mkdtemp() + "/desi.store"
+        >>> _ = ingest(data_dir() / "real/desi", out, survey="desi")
+        >>> store = SpectraStore(out)
         >>> for batch in store.batches(batch_size=512, split="train", shuffle=True, seed=1):
         ...     flux, ivar, z = batch["flux"], batch["ivar"], batch["z"]
+        >>> flux.shape
+        (2, 7781)
     """
 
     def __init__(self, path: str | Path, shuffle_chunks: int = 4):
@@ -50,9 +57,15 @@ class SpectraStore:
         self.sample: str = self.manifest["sample"]
         self.chunk_rows: int = int(self.manifest["chunk_rows"])
         self.wave: np.ndarray = read_wave(self.path, self.manifest["wave_sha256"])
-        self._keys = [shard["key"] for shard in self.manifest["shards"]]
-        sizes = np.array([shard["n"] for shard in self.manifest["shards"]], dtype=np.int64)
+        shards = self.manifest["shards"]
+        self._keys = [shard["key"] for shard in shards]
+        sizes = np.array([shard["n"] for shard in shards], dtype=np.int64)
         self._offsets = np.concatenate([[0], np.cumsum(sizes)])
+        # shard rows left out of the store (ids kept from an earlier shard): store row -> shard row
+        self._kept = {i: np.delete(np.arange(shard["n"] + len(shard["drop"])), shard["drop"])
+                      for i, shard in enumerate(shards) if shard.get("drop")}
+        self._physical_sizes = sizes + np.array([len(s.get("drop", ())) for s in shards],
+                                                dtype=np.int64)
 
     def __len__(self) -> int:
         return int(self._offsets[-1])
@@ -86,26 +99,35 @@ class SpectraStore:
         else:
             selected = np.unique(np.asarray(rows, dtype=np.int64))
             if selected.size and (selected[0] < 0 or selected[-1] >= len(self)):
-                raise ValueError(f"rows must lie in [0, {len(self)}); got {selected[0]} to "
+                raise SpecsiftInputError(f"rows must lie in [0, {len(self)}); got {selected[0]} to "
                                  f"{selected[-1]}")
         if split is not None:
             if split not in SPLITS:
-                raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+                raise SpecsiftInputError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
             selected = selected[self._split[selected] == split]
         return selected
 
-    def chunk_ids(self, rows: np.ndarray) -> np.ndarray:
-        """(N,) index of the chunk (shard row group) holding each store row."""
+    def _locate(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(shard, row within the shard file) of each store row."""
         rows = np.asarray(rows, dtype=np.int64)
         shard = np.searchsorted(self._offsets, rows, side="right") - 1
-        per_shard = -(-np.diff(self._offsets) // self.chunk_rows)  # chunks in each shard
+        local = rows - self._offsets[shard]
+        for i, kept in self._kept.items():
+            inside = shard == i
+            local[inside] = kept[local[inside]]
+        return shard, local
+
+    def chunk_ids(self, rows: np.ndarray) -> np.ndarray:
+        """(N,) index of the chunk (shard row group) holding each store row."""
+        shard, local = self._locate(rows)
+        per_shard = -(-self._physical_sizes // self.chunk_rows)  # chunks in each shard
         first = np.concatenate([[0], np.cumsum(per_shard)])
-        return first[shard] + (rows - self._offsets[shard]) // self.chunk_rows
+        return first[shard] + local // self.chunk_rows
 
     def _read_chunk(self, chunk_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """flux, ivar of ``chunk_rows`` (store rows that all lie in one chunk)."""
-        shard = int(np.searchsorted(self._offsets, chunk_rows[0], side="right") - 1)
-        local = chunk_rows - self._offsets[shard]
+        shards, local = self._locate(chunk_rows)
+        shard = int(shards[0])
         group = int(local[0] // self.chunk_rows)
         path = shard_paths(self.path, self._keys[shard])["spectra"]
         # opened per chunk: an open ParquetFile keeps ~10 MB of buffers, which would grow with
@@ -139,7 +161,7 @@ class SpectraStore:
             float32 and ``row`` (B,) int64, the index into :attr:`meta`.
         """
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+            raise SpecsiftInputError(f"batch_size must be >= 1, not {batch_size}")
         selected = self.select(split, rows)
         if selected.size == 0:
             return

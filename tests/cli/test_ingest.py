@@ -107,7 +107,7 @@ def test_bad_arguments_give_one_line_errors(mock_desi_dir, tmp_path, capsys):
     assert main(["ingest", "--survey", "desi", "--chunk-rows", "0", str(mock_desi_dir),
                  "--out", str(tmp_path / "s")]) == 2
     messages = [line for line in capsys.readouterr().err.splitlines() if " ERROR " in line]
-    assert len(messages) == 5 and "cannot write the store" in messages[3]
+    assert len(messages) == 5 and "cannot write here" in messages[3]
     assert "chunk_rows must be at least 1" in messages[4]
     assert "no such file or folder" in messages[0] and "not a specsift store" in messages[1]
     assert "unknown key(s) width" in messages[2]

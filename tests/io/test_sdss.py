@@ -86,7 +86,7 @@ def test_truncated_file_names_file_and_hdu(real_data, tmp_path):
 
 def test_missing_redshift_hdu_is_named(real_data, edited_copy):
     path = edited_copy(real_data / "sdss" / GALAXY, lambda h: [h.pop() for _ in range(len(h) - 2)])
-    with pytest.raises(SpecsiftInputError, match="missing HDU 2") as err:
+    with pytest.raises(SpecsiftInputError, match="missing HDU SPECOBJ") as err:
         sdss.read(path)
     assert err.value.path == str(path)
 

@@ -35,22 +35,22 @@ def test_every_object_read_is_ingested_or_rejected_with_a_reason(all_store, mock
 def test_resume_after_a_kill_gives_the_same_store(mock_desi_dir, tmp_path, monkeypatch,
                                                   all_store):
     calls = []
-    real_read = build.read
+    real_read = build._read_batches
 
-    def read_then_die(paths, **kw):
-        calls.append(paths)
+    def read_then_die(path, *args):
+        calls.append(path)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_read(paths, **kw)
+        return real_read(path, *args)
 
-    monkeypatch.setattr(build, "read", read_then_die)
+    monkeypatch.setattr(build, "_read_batches", read_then_die)
     out = tmp_path / "store"
     with pytest.raises(KeyboardInterrupt):
         ingest(mock_desi_dir, out, survey="desi", sample="all", chunk_rows=64)
     assert len(_manifest(out)["inputs"]) == 1
     with pytest.raises(SpecsiftInputError, match="incomplete"):
         SpectraStore(out)
-    monkeypatch.setattr(build, "read", real_read)
+    monkeypatch.setattr(build, "_read_batches", real_read)
     report = ingest(mock_desi_dir, out, survey="desi", sample="all", chunk_rows=64)
     assert len(report.files_skipped) == 1 and len(report.files_ingested) == 2
     store = SpectraStore(out)
@@ -157,15 +157,15 @@ def test_unreadable_files_are_recorded_and_the_others_ingested(bad_inputs, tmp_p
 
 def test_file_on_another_wavelength_grid_is_refused(mock_desi_dir, tmp_path, monkeypatch):
     src = copy_mock(mock_desi_dir, tmp_path / "in", files=(0, 1))
-    real_read = build.read
+    real_read = build._read_batches
 
-    def second_file_cropped(paths, **kw):
-        spectra = real_read(paths, **kw)
-        return spectra if "0000" in str(paths[0]) else type(spectra)(
-            spectra.wave[:-10], spectra.flux[:, :-10], spectra.ivar[:, :-10],
-            spectra.mask[:, :-10], spectra.z, spectra.ids, spectra.meta, spectra.survey)
+    def second_file_cropped(path, *args):
+        for spectra in real_read(path, *args):
+            yield spectra if "0000" in str(path) else type(spectra)(
+                spectra.wave[:-10], spectra.flux[:, :-10], spectra.ivar[:, :-10],
+                spectra.mask[:, :-10], spectra.z, spectra.ids, spectra.meta, spectra.survey)
 
-    monkeypatch.setattr(build, "read", second_file_cropped)
+    monkeypatch.setattr(build, "_read_batches", second_file_cropped)
     report = ingest(src, tmp_path / "store", survey="desi", sample="all")
     problem = report.failed[str(src / "coadd-mock-0001.fits")]
     assert "wavelength grid (7771 px" in problem and "store's (7781 px" in problem
