@@ -50,7 +50,7 @@ def ensure_mock(small: bool, folder: str | None) -> Path:
 def run(mock: Path, k: int, seed: int, device: str, weighted: bool) -> dict:
     allstar, occam = mock / "allStar-mock.fits", mock / "occam_member-mock.fits"
     t0 = time.time()
-    ctx = build_context(allstar, occam, mock / "spectra-mock.fits", n_components=k, seed=seed,
+    ctx = build_context(allstar, occam, mock / "spectra-mock.fits", n_components=k, random_state=seed,
                         truth=mock / "truth.fits", device=device, with_errors=weighted)
     res = {"mock": str(mock), "k": k, "n_field": len(ctx.z_field),
            "n_members": len(ctx.z_members), "ppca_iterations": ctx.ppca.n_iter_,

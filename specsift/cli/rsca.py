@@ -1,8 +1,9 @@
 """``specsift rsca``: learn, apply and evaluate the RSCA chemical-similarity metric.
 
 Sub-verbs: ``fit`` (catalogues + spectra -> model folder), ``transform`` (model + spectra ->
-embedding FITS), ``evaluate`` (cross-validated doppelganger rates) and ``report`` (the paper's
-experiments: tables and figures).
+embedding FITS), ``evaluate`` (cross-validated doppelganger rates and the plate checks),
+``report`` (the paper's experiments: tables and figures), ``siblings`` (the stars most alike a
+given star) and ``pair`` (are two stars alike?). The work is done in ``specsift.metric``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,15 @@ def register(subparsers) -> None:
                      help="censor pixels with a larger error (0.05)")
     fit.add_argument("--ism-windows", choices=("detect", "none"), default="detect",
                      help="censor interstellar windows found in high-A_K residuals (detect)")
+    fit.add_argument("--paper", action="store_true",
+                     help="the paper's exact recipe (default: the plate-robust metric, which "
+                          "counts what stars on one plate share as intra-cluster scatter)")
+    fit.add_argument("--plate-column", default=None,
+                     help="allStar column telling which stars were observed together "
+                          "(default: LOCATION_ID, else FIELD, else PLATE)")
+    fit.add_argument("--skip-bad", action="store_true",
+                     help="skip stars whose every pixel is censored (logged and counted in the "
+                          "model's config) instead of stopping")
     fit.set_defaults(func=run_fit)
 
     transform = verbs.add_parser("transform", help="embed spectra with a fitted model")
@@ -88,55 +98,50 @@ def register(subparsers) -> None:
     report.add_argument("--n-components", type=int, default=30)
     report.add_argument("--seed", type=int, default=0)
     report.add_argument("--only", nargs="+", default=None,
-                        help="run only these experiments (table1 fig2 fig4 fig5 fig9 appendix_a)")
+                        help="run only these experiments (table1 fig2 fig4 fig5 fig8 fig9 "
+                             "appendix_a)")
+    report.add_argument("--paper", action="store_true",
+                        help="the paper's exact recipe instead of the plate-robust metric")
     report.set_defaults(func=run_report)
+
+    siblings = verbs.add_parser("siblings", help="the stars chemically closest to one star")
+    siblings.add_argument("model", help="model folder from `rsca fit` (spectra)")
+    _common(siblings, spectra_required=True)
+    siblings.add_argument("--allstar", required=True,
+                          help="allStar catalogue (the field cuts decide which stars are searched)")
+    siblings.add_argument("--id", required=True, dest="star", help="APOGEE_ID of the star")
+    siblings.add_argument("--top", type=int, default=50, help="how many to list (50)")
+    siblings.add_argument("--json", action="store_true", help="print the list as JSON")
+    siblings.set_defaults(func=run_siblings)
+
+    pair = verbs.add_parser("pair", help="are two stars chemically alike?")
+    pair.add_argument("model", help="model folder from `rsca fit` (spectra)")
+    pair.add_argument("ids", nargs=2, metavar="APOGEE_ID")
+    _common(pair, spectra_required=True)
+    pair.add_argument("--allstar", required=True, help="allStar catalogue (field cuts)")
+    pair.add_argument("--json", action="store_true", help="print the answer as JSON")
+    pair.set_defaults(func=run_pair)
 
 
 def run_fit(args) -> int:
-    import numpy as np
-
-    from ..errors import SpecsiftInputError
-    from ..metric.dataset import load_rsca_data
-    from ..metric.ism_windows import apply_windows, find_ism_windows
+    from ..metric.fitting import fit_rsca
     from ..metric.persist import save_model
-    from ..metric.rsca import RSCA
-    from ..preprocess.stellar_samples import SampleConfig
     from ..runtime import seed_everything
 
     seed_everything(args.seed)
     species = _species(args.abundances) if args.abundances else None
     if species is None and not args.spectra:
         raise ValueError("give --spectra, or --abundances to fit on abundance vectors")
-    config = SampleConfig()
-    data = load_rsca_data(args.allstar, args.occam, spectra=args.spectra, abundances=species,
-                          config=config, error_threshold=args.error_threshold,
-                          with_errors=args.weighted)
-    windows = []
-    if species is None and args.ism_windows == "detect":
-        _, field_ak = data.samples.column("AK_TARG")
-        try:
-            windows = find_ism_windows(data.field, field_ak, data.wave,
-                                       random_state=args.seed).windows
-        except SpecsiftInputError as error:  # too few high-extinction stars to tell
-            logger.warning("no interstellar windows censored: %s", error)
-        for matrix in (data.field, data.members):
-            apply_windows(matrix, data.wave, windows)
-    model = RSCA(n_components=args.n_components, compress=species is None,
-                 weighted=args.weighted, random_state=args.seed,
-                 ppca_params={"device": args.device})
-    model.fit(data.field, data.members, data.clusters, errors_field=data.field_errors,
-              errors_members=data.member_errors)
-    extra = {"kind": "abundances" if species else "spectra", "species": list(species or []),
-             "error_threshold": args.error_threshold, "ism_windows": windows,
-             "sample_config": config.to_dict(),
-             "wave": None if data.wave is None else np.asarray(data.wave).tolist(),
-             "n_field": int(len(data.field)), "n_members": int(len(data.members)),
-             "clusters": sorted(set(data.clusters.tolist())),
-             "sigma_clust": model.sigma_clust_.tolist(), "scaling": model.scaling_.tolist()}
-    save_model(model, args.out, extra)
-    logger.info("RSCA model written to %s (%d field stars, %d members, %d dimensions "
-                "suppressed)", args.out, len(data.field), len(data.members),
-                model.metric_.n_suppressed_)
+    fitted = fit_rsca(args.allstar, args.occam, spectra=args.spectra, abundances=species,
+                      n_components=args.n_components, random_state=args.seed,
+                      weighted=args.weighted, error_threshold=args.error_threshold,
+                      ism_windows=args.ism_windows, plate_robust=not args.paper,
+                      plate_column=args.plate_column, skip_bad=args.skip_bad,
+                      device=args.device)
+    save_model(fitted.model, args.out, fitted.config, fitted.reference)
+    skipped = len(fitted.config["skipped_stars"])
+    print(f"RSCA model written to {args.out} ({fitted.config['n_field']} field stars, "
+          f"{fitted.config['n_members']} members, {skipped} star(s) skipped)")
     return 0
 
 
@@ -144,38 +149,27 @@ def run_transform(args) -> int:
     import numpy as np
     from astropy.table import Table
 
-    from ..io.apogee import iter_batches
     from ..io.catalogs import MISSING, abundance_matrix, read_allstar
-    from ..metric.dataset import censor, chip_pixels
+    from ..metric.fitting import embed_files
     from ..metric.persist import load_model
 
     model, config = load_model(args.model, device=args.device)
-    ids, parts = [], []
     if config["kind"] == "abundances":
         if not args.allstar:
             raise ValueError("this model was fitted on abundances: give --allstar")
         table = read_allstar(args.allstar)
         values = abundance_matrix(table, config["species"])
         ok = (values > MISSING / 2).all(1)
-        ids.append(np.asarray(table["APOGEE_ID"])[ok])
-        parts.append(model.transform(values[ok], n_dims=args.n_dims))
+        ids = np.asarray(table["APOGEE_ID"])[ok]
+        embedding = model.transform(values[ok], n_dims=args.n_dims)
         if (~ok).any():
             logger.warning("%d stars lack one of the model's abundances and are not embedded",
                            (~ok).sum())
     else:
         if not args.spectra:
             raise ValueError("give --spectra to embed")
-        for batch in iter_batches(args.spectra, error_threshold=config["error_threshold"]):
-            pixels = chip_pixels(len(batch.wave))
-            wave = batch.wave[pixels]
-            if len(wave) != len(config["wave"]) or not np.allclose(wave, config["wave"]):
-                raise ValueError(f"{batch.meta['FILENAME'][0]}: wavelength grid differs from "
-                                 "the model's")
-            flux, errors = censor(batch, pixels, config["ism_windows"], model.weighted)
-            ids.append(batch.ids)
-            parts.append(model.transform(flux, n_dims=args.n_dims, errors=errors))
-    table = Table({"APOGEE_ID": np.concatenate(ids).astype(str),
-                   "EMBEDDING": np.concatenate(parts).astype(np.float32)})
+        ids, embedding = embed_files(model, config, args.spectra, n_dims=args.n_dims)
+    table = Table({"APOGEE_ID": ids.astype(str), "EMBEDDING": embedding.astype(np.float32)})
     table.meta["MODEL"] = str(args.model)
     with atomic_path(args.out) as tmp:
         table.write(tmp, format="fits", overwrite=True)
@@ -185,48 +179,75 @@ def run_transform(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    from ..metric.dataset import load_rsca_data
-    from ..metric.doppelganger import loco_evaluate
+    from ..metric.fitting import evaluate_rsca
     from ..metric.persist import load_model
-    from ..metric.rsca import LatentMetric
-    from ..preprocess.stellar_samples import SampleConfig
 
     model, config = load_model(args.model, device=args.device)
-    sample_config = SampleConfig.from_dict(config["sample_config"])
-    species = config["species"] if config["kind"] == "abundances" else None
-    if species is None and not args.spectra:
-        raise ValueError("this model was fitted on spectra: give --spectra")
-    data = load_rsca_data(args.allstar, args.occam, spectra=args.spectra, abundances=species,
-                          config=sample_config, error_threshold=config["error_threshold"],
-                          windows=config["ism_windows"], with_errors=model.weighted)
-    z_field = model.latents(data.field, data.field_errors)
-    z_members = model.latents(data.members, data.member_errors)
-    result = loco_evaluate(z_field, z_members, data.clusters, *data.rv_ak(),
-                           metric=LatentMetric(model.whiten, model.rotate,
-                                               model.relative_scaling),
+    result = evaluate_rsca(model, config, args.allstar, args.occam, args.spectra,
                            n_dims=args.n_dims, empty="skip" if args.skip_empty else "raise")
     out = dict(result.to_dict(), cross_validation="leave-one-cluster-out", n_dims=args.n_dims,
-               model=str(args.model))
+               model=str(args.model), plate_robust=model.plate_robust)
     if args.out:
         with atomic_path(args.out) as tmp:
             tmp.write_text(json.dumps(out, indent=1))
     if args.json:
         print(json.dumps(out, indent=1))
-    else:
-        width = max(len(k) for k in result.per_cluster)
-        for name, rate in sorted(result.per_cluster.items()):
-            print(f"{name:<{width}}  {result.sizes[name]:3d} members  rate {rate:.4f}")
-        print(f"global doppelganger rate (LOCO, weighted by size): {result.global_rate:.4f} "
-              f"({result.n_field} field stars, {result.n_members} members)")
+        return 0
+    width = max(len(k) for k in result.per_cluster)
+    for name, rate in sorted(result.per_cluster.items()):
+        print(f"{name:<{width}}  {result.sizes[name]:3d} members  rate {rate:.4f}")
+    print(f"global doppelganger rate (LOCO, weighted by size): {result.global_rate:.4f} "
+          f"({result.n_field} field stars, {result.n_members} members)")
+    plates = result.plates
+    print(f"plate-safe rate (field stars from other plates only): {result.plate_safe_rate:.4f}")
+    print(f"sibling distance, pairs on one plate / on two plates: "
+          f"{plates.same_plate_sibling_ratio:.3f} (Mann-Whitney p = {plates.sibling_p_value:.2g},"
+          f" {plates.n_sibling_pairs[0]} / {plates.n_sibling_pairs[1]} pairs)")
+    print(f"field stars inside the sibling radius, member's plate / other plates: "
+          f"{plates.same_plate_field_rate:.4f} / {plates.other_plate_field_rate:.4f} = "
+          f"{plates.same_vs_other_plate_field_rate:.2f}")
     return 0
 
 
 def run_report(args) -> int:
     from ..metric.experiments import run_report as report
+    from ..plots.rsca import draw_report
 
-    written = report(args.allstar, args.occam, args.spectra, args.out, truth=args.truth,
-                     n_components=args.n_components, seed=args.seed, only=args.only,
-                     device=args.device)
-    for path in written:
+    results = report(args.allstar, args.occam, args.spectra, args.out, truth=args.truth,
+                     n_components=args.n_components, random_state=args.seed, only=args.only,
+                     device=args.device, plate_robust=not args.paper)
+    for path in [*results.tables, *draw_report(results.figures)]:
         print(path)
+    return 0
+
+
+def _search(args, ids):
+    from ..metric.persist import load_model
+    from ..metric.siblings import search_from_files
+
+    model, config = load_model(args.model, device=args.device)
+    return search_from_files(model, config, args.allstar, args.spectra, require=ids)
+
+
+def run_siblings(args) -> int:
+    rows = _search(args, [args.star]).siblings(args.star, top=args.top)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'APOGEE_ID':<20} {'distance':>9} {'x median sibling':>17} {'P(field pair)':>14}")
+    for row in rows:
+        print(f"{row['APOGEE_ID']:<20} {row['DISTANCE']:9.4f} {row['SIBLING_UNITS']:17.3f} "
+              f"{row['P_FIELD_PAIR']:14.2e}")
+    return 0
+
+
+def run_pair(args) -> int:
+    answer = _search(args, args.ids).pair(*args.ids)
+    if args.json:
+        print(json.dumps(answer, indent=1))
+        return 0
+    verdict = "alike" if answer["alike"] else "not alike"
+    print(f"{answer['APOGEE_ID_1']} and {answer['APOGEE_ID_2']}: {verdict} (distance "
+          f"{answer['SIBLING_UNITS']:.2f} median sibling distances; a random field pair is this "
+          f"close with probability {answer['P_FIELD_PAIR']:.2e})")
     return 0

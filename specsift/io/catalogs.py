@@ -26,6 +26,8 @@ ELEMENT_SYMBOLS = frozenset({"C", "CI", "N", "O", "NA", "MG", "AL", "SI", "P", "
                              "TI", "TIII", "V", "CR", "MN", "FE", "CO", "NI", "CU", "GE", "RB",
                              "CE", "ND", "YB"})
 ALLSTAR_COLUMNS = ("APOGEE_ID", "TEFF", "LOGG", "ASPCAPFLAG", "VHELIO_AVG", "AK_TARG", "SNR")
+# which stars were observed together (plate field, field name, plate), kept when present
+OBSERVING_COLUMNS = ("LOCATION_ID", "FIELD", "PLATE")
 OCCAM_COLUMNS = ("CLUSTER", "APOGEE_ID", "CG_PROB")
 
 
@@ -60,6 +62,9 @@ def read_allstar(path: str | Path) -> Table:
     with hdul:
         table = Table({c: np.asarray(data[c]) for c in ALLSTAR_COLUMNS})
         table["APOGEE_ID"] = _strip(data["APOGEE_ID"])
+        for column in OBSERVING_COLUMNS:
+            if column in names:
+                table[column] = _strip(data[column])
         elements, xh = _abundance_columns(hdul, data, names, Path(path))
     table["X_H"] = xh.astype(np.float32)
     table.meta["ELEMENTS"] = elements

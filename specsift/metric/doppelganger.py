@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from ..errors import SpecsiftInputError
 from .rsca import LatentMetric
 
 __all__ = ["cluster_distances", "doppelganger_rate", "loco_evaluate", "DoppelgangerResult",
-           "MAX_DV", "MAX_DAK"]
+           "PlateCheck", "ClusterDistances", "MAX_DV", "MAX_DAK"]
 
 logger = logging.getLogger("specsift.metric")
 
@@ -32,8 +33,48 @@ MAX_DAK = 0.05   # mag
 
 
 @dataclass
+class PlateCheck:
+    """Appendix C / Fig. 8 of the paper: does the metric see the plate?
+
+    ``same_plate_sibling_ratio``: median distance of sibling pairs observed together over that
+    of sibling pairs observed apart (each distance in units of its cluster's median sibling
+    distance; clusters observed on one plate only have no pair apart), with the two-sided
+    Mann-Whitney p-value. ``same_vs_other_plate_field_rate``: how much more often a field star on
+    the member's plate is inside the cluster's median sibling radius than one from another plate
+    (pairs passing the RV/A_K cut, pooled over clusters). A metric that measures chemistry has 1
+    for both.
+    """
+
+    same_plate_sibling_ratio: float
+    sibling_p_value: float
+    n_sibling_pairs: tuple[int, int]
+    same_plate_field_rate: float
+    other_plate_field_rate: float
+    n_field_pairs: tuple[int, int]
+
+    @property
+    def same_vs_other_plate_field_rate(self) -> float:
+        if self.other_plate_field_rate == 0:
+            return float("inf") if self.same_plate_field_rate > 0 else float("nan")
+        return self.same_plate_field_rate / self.other_plate_field_rate
+
+    def to_dict(self) -> dict:
+        return {"same_plate_sibling_ratio": self.same_plate_sibling_ratio,
+                "same_plate_sibling_p_value": self.sibling_p_value,
+                "sibling_pairs_same_other_plate": list(self.n_sibling_pairs),
+                "same_plate_field_rate": self.same_plate_field_rate,
+                "other_plate_field_rate": self.other_plate_field_rate,
+                "same_vs_other_plate_field_rate": self.same_vs_other_plate_field_rate,
+                "field_pairs_same_other_plate": list(self.n_field_pairs)}
+
+
+@dataclass
 class DoppelgangerResult:
-    """Per-cluster and global doppelganger rates (see module docstring)."""
+    """Per-cluster and global doppelganger rates (see module docstring).
+
+    With the plates of the stars known, also ``plate_safe_rate`` (the same rate counting only
+    field stars from plates other than the member's) and ``plates`` (:class:`PlateCheck`).
+    """
 
     global_rate: float
     per_cluster: dict[str, float]
@@ -43,18 +84,39 @@ class DoppelgangerResult:
     n_pairs: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     distances: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    plate_safe_rate: float | None = None
+    plates: PlateCheck | None = None
 
     def to_dict(self) -> dict:
-        return {"global_rate": self.global_rate, "per_cluster": self.per_cluster,
-                "cluster_sizes": self.sizes, "field_pairs": self.n_pairs,
-                "n_field": self.n_field, "n_members": self.n_members,
-                "skipped_clusters": self.skipped}
+        out = {"global_rate": self.global_rate, "per_cluster": self.per_cluster,
+               "cluster_sizes": self.sizes, "field_pairs": self.n_pairs,
+               "n_field": self.n_field, "n_members": self.n_members,
+               "skipped_clusters": self.skipped}
+        if self.plates is not None:
+            out.update(plate_safe_rate=self.plate_safe_rate, **self.plates.to_dict())
+        return out
+
+
+class ClusterDistances(NamedTuple):
+    """Distances of one cluster: sibling pairs and the (member, field) pairs passing the cut;
+    with plates known, whether each pair was observed on one plate and whether its field star
+    is a membership candidate of the cluster (else None)."""
+
+    sibling: np.ndarray
+    field: np.ndarray
+    sibling_same_plate: np.ndarray | None = None
+    field_same_plate: np.ndarray | None = None
+    field_listed: np.ndarray | None = None
 
 
 def cluster_distances(members, field_emb, member_v, member_ak, field_v, field_ak,
-                      max_dv: float = MAX_DV, max_dak: float = MAX_DAK, chunk: int = 65536
-                      ) -> tuple[np.ndarray, np.ndarray]:
+                      max_dv: float = MAX_DV, max_dak: float = MAX_DAK, chunk: int = 65536,
+                      member_plates=None, field_plates=None, field_listed=None
+                      ) -> ClusterDistances:
     """Sibling-pair distances and member-field distances of the pairs passing the RV/AK cut.
+
+    ``member_plates``, ``field_plates``: observing groups; ``field_listed``: (N_field,) bool,
+    field stars the membership catalogue lists as candidates of this cluster.
 
     Distances use ``|a|^2 + |b|^2 - 2 a.b`` in blocks of ``chunk`` field stars (one matmul each).
     """
@@ -62,8 +124,9 @@ def cluster_distances(members, field_emb, member_v, member_ak, field_v, field_ak
     diff = members[:, None, :] - members[None, :, :]
     upper = np.triu_indices(len(members), 1)
     sibling = np.sqrt((diff ** 2).sum(-1))[upper]
+    with_plates = member_plates is not None
     m2 = (members ** 2).sum(1)[:, None]
-    kept = []
+    kept, same, listed = [], [], []
     for start in range(0, len(field_emb), chunk):
         f = np.asarray(field_emb[start:start + chunk], np.float64)
         ok = ((np.abs(member_v[:, None] - field_v[None, start:start + chunk]) < max_dv)
@@ -71,21 +134,77 @@ def cluster_distances(members, field_emb, member_v, member_ak, field_v, field_ak
         if ok.any():
             d2 = m2 + (f ** 2).sum(1)[None, :] - 2.0 * members @ f.T
             kept.append(np.sqrt(np.clip(d2, 0.0, None))[ok])
-    return sibling, (np.concatenate(kept) if kept else np.empty(0))
+            if with_plates:
+                same.append((member_plates[:, None]
+                             == field_plates[None, start:start + chunk])[ok])
+                listed.append(np.broadcast_to(field_listed[start:start + chunk], ok.shape)[ok])
+    to_field = np.concatenate(kept) if kept else np.empty(0)
+    if not with_plates:
+        return ClusterDistances(sibling, to_field)
+    return ClusterDistances(sibling, to_field,
+                            (member_plates[:, None] == member_plates[None, :])[upper],
+                            np.concatenate(same) if same else np.empty(0, bool),
+                            np.concatenate(listed) if listed else np.empty(0, bool))
+
+
+def _plate_check(parts: list[ClusterDistances]) -> PlateCheck:
+    """Pool the per-cluster distances (in units of each cluster's median sibling distance).
+
+    The other-plate field rate is standardised to the same-plate pairs: each cluster's
+    other-plate rate weighted by its number of same-plate pairs, so clusters with a high rate
+    and many plate mates do not make the plate look guilty. Field stars listed as candidates
+    of the cluster are left out (they may be siblings).
+    """
+    from scipy.stats import mannwhitneyu
+
+    sib_same, sib_other = [], []
+    n_same = close_same = expected = n_other = 0.0
+    for part in parts:
+        radius = np.median(part.sibling)
+        scaled = part.sibling / radius
+        sib_same.append(scaled[part.sibling_same_plate])
+        sib_other.append(scaled[~part.sibling_same_plate])
+        close = (part.field < radius)[~part.field_listed]
+        one = part.field_same_plate[~part.field_listed]
+        n_same += one.sum()
+        close_same += close[one].sum()
+        n_other += (~one).sum()
+        if (~one).any():
+            expected += one.sum() * close[~one].mean()
+    same, other = np.concatenate(sib_same), np.concatenate(sib_other)
+    if len(same) and len(other):
+        ratio = float(np.median(same) / np.median(other))
+        p_value = float(mannwhitneyu(same, other).pvalue)
+    else:
+        ratio = p_value = float("nan")
+        logger.info("no cluster has siblings both on one plate and on different plates")
+    nan = float("nan")
+    return PlateCheck(ratio, p_value, (len(same), len(other)),
+                      float(close_same / n_same) if n_same else nan,
+                      float(expected / n_same) if n_same else nan, (int(n_same), int(n_other)))
 
 
 def _rates(embed_members, clusters, embed_field, member_v, member_ak, field_v, field_ak,
-           empty: str, max_dv: float, max_dak: float, keep: bool = False) -> DoppelgangerResult:
+           empty: str, max_dv: float, max_dak: float, keep: bool = False,
+           member_plates=None, field_plates=None, field_candidates=None) -> DoppelgangerResult:
     """Rates given callables embedding a cluster's members and the field (per cluster)."""
-    per, sizes, pairs, skipped, kept = {}, {}, {}, [], {}
+    per, sizes, pairs, skipped, kept, safe, parts = {}, {}, {}, [], {}, {}, []
+    with_plates = member_plates is not None
     names = np.unique(clusters)
     for name in names:
         idx = np.flatnonzero(clusters == name)
         if len(idx) < 2:
             raise SpecsiftInputError(f"cluster {name} has a single member; no sibling distance")
         members, field_emb = embed_members(name, idx), embed_field(name)
-        sibling, to_field = cluster_distances(members, field_emb, member_v[idx], member_ak[idx],
-                                              field_v, field_ak, max_dv, max_dak)
+        part = cluster_distances(members, field_emb, member_v[idx], member_ak[idx], field_v,
+                                 field_ak, max_dv, max_dak,
+                                 member_plates=member_plates[idx] if with_plates else None,
+                                 field_plates=field_plates,
+                                 field_listed=(None if not with_plates else
+                                               np.zeros(len(field_v), bool)
+                                               if field_candidates is None
+                                               else field_candidates == name))
+        sibling, to_field = part.sibling, part.field
         if not len(to_field):
             if empty == "raise":
                 raise SpecsiftInputError(
@@ -95,21 +214,35 @@ def _rates(embed_members, clusters, embed_field, member_v, member_ak, field_v, f
             skipped.append(str(name))
             logger.info("cluster %s skipped: no field pair passes the RV/AK cut", name)
             continue
-        per[str(name)] = float(np.mean(to_field < np.median(sibling)))
+        close = to_field < np.median(sibling)
+        per[str(name)] = float(np.mean(close))
         sizes[str(name)] = len(idx)
         pairs[str(name)] = len(to_field)
+        if with_plates:
+            parts.append(part)
+            apart = ~part.field_same_plate & ~part.field_listed
+            safe[str(name)] = float(np.mean(close[apart])) if apart.any() else None
         if keep:
             kept[str(name)] = (sibling, to_field)
     if not per:
         raise SpecsiftInputError("no cluster has a field pair passing the RV/AK cut")
     weights = np.array([sizes[k] for k in per])
     rate = float(np.dot(weights, list(per.values())) / weights.sum())
-    return DoppelgangerResult(rate, per, sizes, len(field_v), len(clusters), pairs, skipped, kept)
+    result = DoppelgangerResult(rate, per, sizes, len(field_v), len(clusters), pairs, skipped,
+                                kept)
+    if with_plates:
+        rated = [k for k, v in safe.items() if v is not None]
+        w = np.array([sizes[k] for k in rated], np.float64)
+        result.plate_safe_rate = (float(np.dot(w, [safe[k] for k in rated]) / w.sum())
+                                  if rated else float("nan"))
+        result.plates = _plate_check(parts)
+    return result
 
 
 def doppelganger_rate(X, member_cluster, is_field, vhelio, ak, max_dv: float = MAX_DV,
                       max_dak: float = MAX_DAK, empty: str = "raise",
-                      keep_distances: bool = False) -> DoppelgangerResult:
+                      keep_distances: bool = False, plates=None, candidates=None
+                      ) -> DoppelgangerResult:
     """Plain (no cross-validation) rate of the representation X (rows = stars).
 
     Arguments:
@@ -119,35 +252,54 @@ def doppelganger_rate(X, member_cluster, is_field, vhelio, ak, max_dv: float = M
         vhelio, ak: (N,) VHELIO_AVG and AK_TARG.
         empty: "raise" (default) or "skip" for a cluster without any valid field pair.
         keep_distances: store each cluster's sibling and field distances (for histograms).
+        plates: (N,) observing group of each star (adds the plate-safe rate and checks).
+        candidates: (N,) cluster a star is a membership candidate of ("" for none); such
+            field stars are left out of the plate-safe rate and the checks.
     """
     X = np.asarray(X, np.float64)
     member_cluster = np.asarray(member_cluster).astype(str)
     is_member = member_cluster != ""
     vhelio, ak = np.asarray(vhelio, np.float64), np.asarray(ak, np.float64)
     members, clusters = X[is_member], member_cluster[is_member]
+    plates = None if plates is None else np.asarray(plates).astype(str)
     return _rates(lambda name, idx: members[idx], clusters, lambda name: X[is_field],
                   vhelio[is_member], ak[is_member], vhelio[is_field], ak[is_field],
-                  empty, max_dv, max_dak, keep_distances)
+                  empty, max_dv, max_dak, keep_distances,
+                  None if plates is None else plates[is_member],
+                  None if plates is None else plates[is_field],
+                  None if candidates is None else np.asarray(candidates).astype(str)[is_field])
 
 
 def loco_evaluate(z_field, z_members, clusters, member_v, member_ak, field_v, field_ak,
                   metric: LatentMetric | None = None, n_dims: int | None = None,
                   train_clusters: dict | None = None, empty: str = "raise",
                   max_dv: float = MAX_DV, max_dak: float = MAX_DAK,
-                  keep_distances: bool = False) -> DoppelgangerResult:
+                  keep_distances: bool = False, member_plates=None,
+                  field_plates=None, field_candidates=None) -> DoppelgangerResult:
     """Leave-one-cluster-out rate of RSCA steps 2-4 on latents (PPCA latents or abundances).
 
     Arguments:
         z_field, z_members: latents of the field sample and of the members.
         clusters: (N_members,) cluster names.
-        metric: an unfitted :class:`LatentMetric` carrying the options (default: full RSCA).
+        metric: an unfitted :class:`LatentMetric` carrying the options (default: full RSCA,
+            plate-robust when the plates are given).
         n_dims: keep the top-n scaled dimensions.
         train_clusters: optional {held-out cluster: list of training clusters} (Fig. 5);
             default: every other cluster.
+        member_plates, field_plates: observing group of each star; needed by the
+            plate-robust metric (the default) and for the plate-safe rate and checks.
+        field_candidates: (N_field,) cluster each field star is a membership candidate of
+            ("" for none), left out of the plate-safe rate and the checks.
     """
     clusters = np.asarray(clusters).astype(str)
-    base = metric or LatentMetric()
-    base.fit_sphering(z_field)
+    if (member_plates is None) != (field_plates is None):
+        raise ValueError("give the plates of both the members and the field, or neither")
+    if member_plates is not None:
+        member_plates = np.asarray(member_plates).astype(str)
+        field_plates = np.asarray(field_plates).astype(str)
+    base = metric or LatentMetric(plate_robust=field_plates is not None)
+    base.fit_sphering(z_field, None if field_plates is None else
+                      (field_plates, field_v, field_ak))
     y_field = base.sphere(z_field)
     y_members = base.sphere(z_members)
     folds: dict[str, LatentMetric] = {}
@@ -156,8 +308,7 @@ def loco_evaluate(z_field, z_members, clusters, member_v, member_ak, field_v, fi
         if name not in folds:
             train = (np.isin(clusters, train_clusters[name]) if train_clusters
                      else clusters != name)
-            model = LatentMetric(base.whiten, base.rotate, base.relative_scaling)
-            model.center_, model.sphering_ = np.zeros(y_field.shape[1]), np.eye(y_field.shape[1])
+            model = base.sphered_copy()
             folds.clear()  # one fold at a time keeps memory at one field embedding
             folds[name] = model.fit_members(y_members[train], clusters[train])
         return folds[name]
@@ -168,4 +319,5 @@ def loco_evaluate(z_field, z_members, clusters, member_v, member_ak, field_v, fi
 
     return _rates(lambda name, idx: embed(name, y_members[idx]), clusters,
                   lambda name: embed(name, y_field), member_v, member_ak, field_v, field_ak,
-                  empty, max_dv, max_dak, keep_distances)
+                  empty, max_dv, max_dak, keep_distances, member_plates, field_plates,
+                  None if field_candidates is None else np.asarray(field_candidates).astype(str))

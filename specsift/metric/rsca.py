@@ -28,6 +28,7 @@ import logging
 import numpy as np
 
 from ..errors import SpecsiftInputError
+from .plates import plate_covariance
 from .ppca import PPCA, WeightedPPCA
 
 __all__ = ["RSCA", "LatentMetric", "pooled_mad", "MAD_SCALE"]
@@ -65,17 +66,33 @@ class LatentMetric:
         whiten: sphere with the field covariance (False: only standardise each dimension).
         rotate: rotate onto the principal axes of the cluster-centred members.
         relative_scaling: scale by ``1/sigma_r`` (False: by ``1/sigma_clust``).
+        plate_robust: count the plate-shared scatter of the field (:mod:`.plates`) as
+            intra-cluster scatter (see below); False is the paper's recipe.
 
     ``whiten=False, rotate=False`` is the "scaled" representation of Fig. 4 of the paper.
+
+    Why ``plate_robust`` (a departure from the paper, the default): members of a cluster are
+    observed on one plate, so their intra-cluster scatter misses the plate-to-plate scatter
+    that siblings observed apart (a dissolved cluster) show, and the paper's metric
+    up-weights directions where the plate, not the chemistry, makes siblings alike. With
+    ``P`` the plate covariance estimated from field stars that share a plate (sphered), the
+    rotation diagonalises ``C_intra + P`` and ``sigma_clust^2`` becomes the pooled MAD^2 plus
+    ``P``'s variance along each axis: the scatter a sibling on another plate would show.
+    Directions the plate dominates (``sigma_clust >= 1``) get weight 0. Without systematics
+    ``P = 0`` and this is the paper's recipe.
     """
 
-    def __init__(self, whiten: bool = True, rotate: bool = True, relative_scaling: bool = True):
+    def __init__(self, whiten: bool = True, rotate: bool = True, relative_scaling: bool = True,
+                 plate_robust: bool = True):
         self.whiten = whiten
         self.rotate = rotate
         self.relative_scaling = relative_scaling
+        self.plate_robust = plate_robust
 
-    def fit_sphering(self, z_field: np.ndarray) -> "LatentMetric":
-        """Step 2 only (it depends on the field alone, so cross-validation fits it once)."""
+    def fit_sphering(self, z_field: np.ndarray, field_obs=None) -> "LatentMetric":
+        """Step 2 and the plate covariance (they depend on the field alone, so
+        cross-validation fits them once). ``field_obs``: ``(plates, vhelio, ak)`` of the
+        field stars (observing group, VHELIO_AVG, AK_TARG), needed with ``plate_robust``."""
         z_field = np.asarray(z_field, np.float64)
         self.center_ = z_field.mean(0)
         cov = np.cov(z_field - self.center_, rowvar=False).reshape(z_field.shape[1], -1)
@@ -85,10 +102,31 @@ class LatentMetric:
             self.sphering_ = (eigvec / np.sqrt(eigval)).T
         else:
             self.sphering_ = np.diag(1.0 / np.sqrt(np.maximum(np.diag(cov), 1e-300)))
+        k = z_field.shape[1]
+        self.plate_cov_ = np.zeros((k, k))
+        if self.plate_robust:
+            if field_obs is None:
+                raise ValueError("the plate-robust metric needs the plate (observing group), "
+                                 "VHELIO_AVG and AK_TARG of each field star; pass field_obs, "
+                                 "or plate_robust=False for the paper's recipe")
+            if any(len(a) != len(z_field) for a in field_obs):
+                raise ValueError(f"field_obs must hold {len(z_field)} values each (one per "
+                                 "field star)")
+            self.plate_cov_ = plate_covariance(self.sphere(z_field), *field_obs)
+        self.n_plate_directions_ = int(np.linalg.matrix_rank(self.plate_cov_, 1e-12))
         return self
 
     def sphere(self, z: np.ndarray) -> np.ndarray:
         return (np.asarray(z, np.float64) - self.center_) @ self.sphering_.T
+
+    def sphered_copy(self) -> "LatentMetric":
+        """An unfitted copy whose step 2 is the identity, for inputs already sphered by
+        ``self`` (what cross-validation folds refit)."""
+        copy = LatentMetric(self.whiten, self.rotate, self.relative_scaling, self.plate_robust)
+        k = len(self.center_)
+        copy.center_, copy.sphering_ = np.zeros(k), np.eye(k)
+        copy.plate_cov_, copy.n_plate_directions_ = self.plate_cov_, self.n_plate_directions_
+        return copy
 
     def fit_members(self, y_members: np.ndarray, labels: np.ndarray) -> "LatentMetric":
         """Steps 3-4 on already sphered member vectors (cheap: what each CV fold refits)."""
@@ -98,12 +136,17 @@ class LatentMetric:
         centred = y.copy()
         for name in np.unique(labels):
             centred[labels == name] -= y[labels == name].mean(0)
-        if self.rotate:
+        plate = self.plate_cov_
+        if not self.rotate:
+            rotation = np.eye(y.shape[1])
+        elif plate.any():
+            intra = centred.T @ centred / max(len(y) - len(np.unique(labels)), 1)
+            rotation = np.linalg.eigh(intra + plate)[1].T
+        else:
             # full_matrices: a complete basis even with fewer members than dimensions
             rotation = np.linalg.svd(centred - centred.mean(0), full_matrices=True)[2]
-        else:
-            rotation = np.eye(y.shape[1])
-        sigma = pooled_mad(centred @ rotation.T, labels)
+        sigma = np.sqrt(pooled_mad(centred @ rotation.T, labels) ** 2
+                        + np.einsum("ij,jk,ik->i", rotation, plate, rotation))
         if self.relative_scaling:
             inside = sigma < 1.0
             weight = np.where(inside, np.sqrt(np.clip(1.0 - sigma ** 2, 0, None))
@@ -117,8 +160,8 @@ class LatentMetric:
         self.n_suppressed_ = int((self.scaling_ == 0).sum())
         return self
 
-    def fit(self, z_field, z_members, labels) -> "LatentMetric":
-        self.fit_sphering(z_field)
+    def fit(self, z_field, z_members, labels, field_obs=None) -> "LatentMetric":
+        self.fit_sphering(z_field, field_obs)
         return self.fit_members(self.sphere(z_members), labels)
 
     @property
@@ -142,7 +185,9 @@ class RSCA:
         weighted: use :class:`WeightedPPCA` (pass ``errors`` to fit/transform).
         random_state: seed of the PPCA step.
         ppca_params: extra PPCA arguments (tol, max_iter, batch_size, device, ...).
-        whiten, rotate, relative_scaling: see :class:`LatentMetric`.
+        whiten, rotate, relative_scaling, plate_robust: see :class:`LatentMetric`;
+            ``plate_robust`` (default) needs ``field_obs`` in :meth:`fit`, False is the
+            paper's exact recipe.
 
     Fitted attributes: ``ppca_`` (or None), ``metric_`` (:class:`LatentMetric`),
     ``linear_map_`` (K, D) map of fully observed centred spectra to the embedding,
@@ -155,7 +200,7 @@ class RSCA:
 
     def __init__(self, n_components: int = 30, compress: bool = True, weighted: bool = False,
                  random_state: int = 0, ppca_params: dict | None = None, whiten: bool = True,
-                 rotate: bool = True, relative_scaling: bool = True):
+                 rotate: bool = True, relative_scaling: bool = True, plate_robust: bool = True):
         self.n_components = n_components
         self.compress = compress
         self.weighted = weighted
@@ -164,13 +209,15 @@ class RSCA:
         self.whiten = whiten
         self.rotate = rotate
         self.relative_scaling = relative_scaling
+        self.plate_robust = plate_robust
 
     def fit(self, X_field, X_members, cluster_labels, errors_field=None,
-            errors_members=None) -> "RSCA":
+            errors_members=None, field_obs=None) -> "RSCA":
         """Learn the metric from field stars and labelled open-cluster members.
 
         ``X_*`` are spectra (NaN = missing pixel) or, with ``compress=False``, abundances;
-        ``errors_*`` are the pixel uncertainties needed with ``weighted=True``.
+        ``errors_*`` are the pixel uncertainties needed with ``weighted=True``;
+        ``field_obs`` is ``(plates, vhelio, ak)`` of the field stars (``plate_robust``).
         """
         labels = np.asarray(cluster_labels)
         if len(labels) != len(X_members):
@@ -184,9 +231,13 @@ class RSCA:
         else:
             self.ppca_ = None
         z_field = self.latents(X_field, errors_field)
-        self.metric_ = LatentMetric(self.whiten, self.rotate, self.relative_scaling)
-        self.metric_.fit_sphering(z_field)
+        self.metric_ = self.latent_metric()
+        self.metric_.fit_sphering(z_field, field_obs)
         return self.fit_members(self.latents(X_members, errors_members), labels)
+
+    def latent_metric(self) -> LatentMetric:
+        """An unfitted :class:`LatentMetric` with this model's options (steps 2-4)."""
+        return LatentMetric(self.whiten, self.rotate, self.relative_scaling, self.plate_robust)
 
     def fit_members(self, z_members, cluster_labels) -> "RSCA":
         """Refit steps 3-4 only, from member latents (e.g. with other training clusters)."""

@@ -9,7 +9,7 @@ import numpy as np
 from ..atomic import atomic_path
 
 __all__ = ["plot_top_n", "plot_rate_vs_k", "plot_representations", "plot_training_clusters",
-           "plot_distance_histograms", "plot_ism_residual"]
+           "plot_plates", "plot_distance_histograms", "plot_ism_residual", "draw_report"]
 
 
 def _figure(*args, **kwargs):
@@ -69,6 +69,21 @@ def plot_training_clusters(rows, path) -> Path:
     return _save(fig, path)
 
 
+def plot_plates(rows, path) -> Path:
+    """Appendix C: the plate checks of each recipe (1 = the metric does not see the plate)."""
+    fig, ax = _figure(figsize=(5, 3.5))
+    keys = ("same_plate_sibling_ratio", "same_vs_other_plate_field_rate")
+    x = np.arange(len(keys))
+    for i, row in enumerate(rows):
+        ax.bar(x + (i - 0.5) * 0.4, [row[k] for k in keys], 0.4, label=row["recipe"])
+    ax.axhline(1.0, color="k", ls=":")
+    ax.set_xticks(x, ["siblings: one plate /\ntwo plates", "field: member's plate /\nother plates"],
+                  fontsize=8)
+    ax.set(ylabel="ratio")
+    ax.legend()
+    return _save(fig, path)
+
+
 def plot_distance_histograms(distances: dict, rates: dict, path) -> Path:
     names = sorted(distances)
     cols = min(4, len(names))
@@ -98,3 +113,15 @@ def plot_ism_residual(found, path) -> Path:
         ax.axvspan(lo, hi, color="orange", alpha=0.4)
     ax.set(xlabel="vacuum wavelength (A)", ylabel="mean residual, high A_K")
     return _save(fig, path)
+
+
+def draw_report(figures: dict) -> list[Path]:
+    """Draw the figures of :func:`specsift.metric.experiments.run_report` (its ``figures``)."""
+    draw = {"table1": lambda f: plot_top_n(f["rows"], f["path"]),
+            "fig2": lambda f: plot_rate_vs_k(f["rows"], f["path"]),
+            "fig4": lambda f: plot_representations(f["rows"], f["path"]),
+            "fig5": lambda f: plot_training_clusters(f["rows"], f["path"]),
+            "fig8": lambda f: plot_plates(f["rows"], f["path"]),
+            "fig9": lambda f: plot_distance_histograms(f["distances"], f["rates"], f["path"]),
+            "appendix_a": lambda f: plot_ism_residual(f["found"], f["path"])}
+    return [draw[name](figure) for name, figure in figures.items()]

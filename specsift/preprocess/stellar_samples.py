@@ -19,7 +19,7 @@ from astropy.table import Table
 from ..errors import SpecsiftInputError
 from ..io.catalogs import MISSING, abundance_matrix
 
-__all__ = ["SampleConfig", "StellarSamples", "select_samples", "DEFAULT_SPECIES",
+__all__ = ["SampleConfig", "StellarSamples", "select_samples", "giant_cuts", "DEFAULT_SPECIES",
            "SUBSET_SPECIES"]
 
 logger = logging.getLogger("specsift.preprocess")
@@ -92,6 +92,18 @@ def _member_map(occam: Table, config: SampleConfig) -> dict[str, str]:
     return mapping
 
 
+def giant_cuts(allstar: Table, config: SampleConfig | None = None) -> np.ndarray:
+    """(N,) bool: the field cuts of ``config`` (Teff/logg box, STAR_BAD clear, every species
+    measured), membership aside."""
+    config = config or SampleConfig()
+    teff = np.asarray(allstar["TEFF"], np.float64)
+    logg = np.asarray(allstar["LOGG"], np.float64)
+    star_bad = (np.asarray(allstar["ASPCAPFLAG"]).astype(np.int64) >> config.star_bad_bit) & 1
+    abundances_ok = (abundance_matrix(allstar, config.species) > MISSING / 2).all(axis=1)
+    return ((teff > config.teff_min) & (teff < config.teff_max) & (logg > config.logg_min)
+            & (logg < config.logg_max) & (star_bad == 0) & abundances_ok)
+
+
 def select_samples(allstar: Table, occam: Table, config: SampleConfig | None = None
                    ) -> StellarSamples:
     """Apply the field and member cuts; returns indices into ``allstar``.
@@ -108,13 +120,8 @@ def select_samples(allstar: Table, occam: Table, config: SampleConfig | None = N
         logger.info("%d OCCAM members are not in the allStar catalogue (e.g. %s)",
                     len(unmatched), unmatched[0])
 
-    teff = np.asarray(allstar["TEFF"], np.float64)
-    logg = np.asarray(allstar["LOGG"], np.float64)
-    star_bad = (np.asarray(allstar["ASPCAPFLAG"]).astype(np.int64) >> config.star_bad_bit) & 1
     abundances_ok = (abundance_matrix(allstar, config.species) > MISSING / 2).all(axis=1)
-    is_field = ((cluster_of == "") & (teff > config.teff_min) & (teff < config.teff_max)
-                & (logg > config.logg_min) & (logg < config.logg_max) & (star_bad == 0)
-                & abundances_ok)
+    is_field = (cluster_of == "") & giant_cuts(allstar, config)
     is_member = cluster_of != ""
     if config.require_member_abundances:
         is_member &= abundances_ok

@@ -43,7 +43,7 @@ def test_tampered_model_is_refused(fitted, tmp_path, capsys):
     (copy / MODEL_FILE).write_bytes(bytes(data))
     assert main(["rsca", "transform", str(copy), "--spectra", "x.fits", "--out",
                  str(tmp_path / "e.fits")]) == 2
-    assert "checksum" in capsys.readouterr().err
+    assert "sha256" in capsys.readouterr().err
 
 
 def test_transform_aspcapstar_folder_matches_bulk(fitted, mock_apogee_dir, tmp_path):

@@ -3,6 +3,7 @@
 import pytest
 
 from specsift.metric.dataset import load_rsca_data
+from specsift.metric.fitting import field_obs
 from specsift.metric.rsca import RSCA
 
 
@@ -13,4 +14,4 @@ def mock_rsca(mock_apogee_dir):
                           mock_apogee_dir / "occam_member-mock.fits",
                           spectra=mock_apogee_dir / "spectra-mock.fits")
     model = RSCA(n_components=8, random_state=0, ppca_params={"tol": 1e-4})
-    return data, model.fit(data.field, data.members, data.clusters)
+    return data, model.fit(data.field, data.members, data.clusters, field_obs=field_obs(data))

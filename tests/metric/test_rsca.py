@@ -30,7 +30,7 @@ def test_pooled_mad_matches_gaussian_scatter():
 
 def test_scaling_is_inverse_sigma_r_and_suppresses_unclustered_dimensions():
     field, members, labels = _toy()
-    model = RSCA(compress=False).fit(field, members, labels)
+    model = RSCA(compress=False, plate_robust=False).fit(field, members, labels)
     s = model.sigma_clust_
     kept = s < 1
     np.testing.assert_allclose(model.scaling_[kept], np.sqrt(1 - s[kept] ** 2) / s[kept])
@@ -44,7 +44,7 @@ def test_scaling_is_inverse_sigma_r_and_suppresses_unclustered_dimensions():
 
 def test_sphering_gives_identity_field_covariance():
     field, members, labels = _toy()
-    metric = LatentMetric().fit_sphering(field @ np.diag([3.0, 1, 1, 1, 0.2]))
+    metric = LatentMetric(plate_robust=False).fit_sphering(field @ np.diag([3.0, 1, 1, 1, 0.2]))
     y = metric.sphere(field @ np.diag([3.0, 1, 1, 1, 0.2]))
     np.testing.assert_allclose(np.cov(y, rowvar=False), np.eye(5), atol=1e-8)
 
@@ -72,7 +72,7 @@ def test_single_member_cluster_is_named():
     labels = labels.astype("<U10")
     labels[0] = "Lonely"
     with pytest.raises(SpecsiftInputError, match="Lonely"):
-        RSCA(compress=False).fit(field, members, labels)
+        RSCA(compress=False, plate_robust=False).fit(field, members, labels)
 
 
 def test_transform_before_fit_is_a_clear_error():
@@ -82,7 +82,7 @@ def test_transform_before_fit_is_a_clear_error():
 
 def test_missing_abundance_is_named_by_row():
     field, members, labels = _toy()
-    model = RSCA(compress=False).fit(field, members, labels)
+    model = RSCA(compress=False, plate_robust=False).fit(field, members, labels)
     members[4, 1] = np.nan
     with pytest.raises(SpecsiftInputError, match="row 4"):
         model.transform(members)
