@@ -29,7 +29,7 @@ class SiblingSearch:
         >>> rng = np.random.default_rng(0)
         >>> search = SiblingSearch(np.array(["a", "b", "c"]), np.array([[0.0], [0.1], [5.0]]),
         ...                        1.0, np.sort(rng.uniform(0, 10, 1000)))
-        >>> [row["APOGEE_ID"] for row in search.siblings("a", top=2)]
+        >>> [str(row["APOGEE_ID"]) for row in search.siblings("a", top=2)]
         ['b', 'c']
     """
 
