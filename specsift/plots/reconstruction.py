@@ -113,7 +113,7 @@ def save_reconstruction_figure(path, autoencoder, store, rows=None, n: int = 3, 
     import matplotlib.pyplot as plt
 
     from ..atomic import atomic_path
-    from ..models.inference import encode_batches
+    from .records import spectrum_records
 
     meta = store.meta
     if rows is None:
@@ -121,17 +121,11 @@ def save_reconstruction_figure(path, autoencoder, store, rows=None, n: int = 3, 
         pool = pool if len(pool) else np.arange(len(store))
         rows = np.random.default_rng(seed).choice(pool, min(n, len(pool)), replace=False)
     rows = np.unique(np.asarray(rows, dtype=np.int64))
-    data = {b["row"][i]: (b["flux"][i], b["ivar"][i], b["z"][i])
-            for b in store.batches(batch_size=len(rows), rows=rows) for i in range(len(b["row"]))}
-    spectra = []
-    for out in encode_batches(autoencoder, store, batch_size=len(rows), rows=rows, device=device,
-                              return_model=True):
-        for i, row in enumerate(out["row"]):
-            flux, ivar, z = data[row]
-            spectra.append({"wave": store.wave, "flux": flux, "model": out["model"][i],
-                            "mask": ~(ivar > 0), "z": float(z),
-                            "title": f"ID {meta['ID'][row]}  z={float(z):.3f}  reduced "
-                                     f"$\\chi^2$={out['chi2'][i]:.2f}"})
+    spectra = [{**record, "model": record["model_galaxy"],
+                "title": f"ID {meta['ID'][record['row']]}  z={record['z']:.3f}  reduced "
+                         f"$\\chi^2$={record['chi2_galaxy']:.2f}"}
+               for record in spectrum_records(store, rows, autoencoder, device=device,
+                                              batch_size=len(rows))]
     fig = reconstruction_figure(spectra)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight")
