@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -9,7 +10,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["configure_logging", "progress", "resolve_device", "seed_everything"]
+__all__ = ["configure_logging", "dask_client", "progress", "resolve_device", "seed_everything"]
 
 logger = logging.getLogger("specsift")
 
@@ -55,3 +56,23 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def dask_client(workers: int, address: str | None = None):
+    """A Dask client on an existing cluster (``address``) or on a local cluster of ``workers``
+    single-threaded processes, closed (with the local cluster) on exit; used by ingest and score."""
+    from dask.distributed import Client, LocalCluster
+
+    if address:
+        client, cluster = Client(address), None
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

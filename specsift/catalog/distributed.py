@@ -123,23 +123,15 @@ def _run_local(job: ScoreJob, pending: list[int]) -> None:
 
 
 def _run_dask(job: ScoreJob, pending: list[int], workers: int, address: str | None) -> None:
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import as_completed
 
-    if address:
-        client, cluster = Client(address), None
-    else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
-    try:
+    from ..runtime import dask_client
+
+    with dask_client(workers, address) as client:
         futures = client.map(_score_chunk, [job] * len(pending), pending, pure=False)
         for future in progress(as_completed(futures), total=len(futures), desc="score",
                                unit="chunk"):
             future.result()  # re-raises a worker's exception here
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def _accelerate_state(job: ScoreJob):

@@ -219,22 +219,12 @@ def _run_task(task: _Task) -> tuple[str, dict | str]:
 def _map_tasks(tasks: list[_Task], workers: int, scheduler: str, address: str | None):
     """Yield ``_run_task`` results in task order: in this process, local processes or Dask."""
     if scheduler == "dask":
-        from dask.distributed import Client, LocalCluster
+        from ..runtime import dask_client
 
-        if address:
-            client, cluster = Client(address), None
-        else:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
-            client = Client(cluster)
-        try:
+        with dask_client(workers, address) as client:
             futures = client.map(_run_task, tasks, pure=False)
             for future in futures:  # in input order, whichever worker finishes first
                 yield future.result()
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
     elif workers > 1:
         from concurrent.futures import ProcessPoolExecutor
         from multiprocessing import get_context
