@@ -53,7 +53,7 @@ def calibrate_outliers(autoencoder, flow, store, batch_size: int = 512, device="
     wave = autoencoder.wave_obs.detach().cpu().numpy()
     fit = ModelErrorFit(wave, _rest_range(autoencoder),
                         segments_for(wave, getattr(store, "survey", "")), _usable(autoencoder),
-                        max_objects=max_objects, seed=seed)
+                        max_objects=max_objects)
     for batch in encode_batches(autoencoder, store, batch_size=batch_size, rows=train,
                                 device=device, return_model=True, return_input=True):
         fit.update(batch["flux"], batch["weight"], batch["model"], batch["z"], batch["flag"] == 0)

@@ -143,12 +143,13 @@ class ModelErrorFit:
     split holds anomalies too (about 1% in the mock), whose residuals would inflate ``f``; the
     objects with the largest chi-square within their S/N decile (``trim``, 3%) are left out, so
     bright galaxies are compared with bright galaxies. Per-object bin sums are kept for at most
-    ``max_objects`` objects (float32), which bounds the memory.
+    ``max_objects`` objects (float32, the first ones given: the caller draws the sample), which
+    bounds the memory.
     """
 
     def __init__(self, wave_obs: np.ndarray, rest_range: tuple[float, float], segments,
                  usable: np.ndarray, bin_width: float = 2.0, max_objects: int = 6000,
-                 trim: float = 0.03, seed: int = 0):
+                 trim: float = 0.03):
         self.wave_obs = np.asarray(wave_obs, dtype=np.float64)
         lo, hi = rest_range
         self.edges = np.arange(lo, hi + bin_width, bin_width)
@@ -157,21 +158,13 @@ class ModelErrorFit:
         self.usable = np.asarray(usable, bool)
         self.max_objects = max_objects
         self.trim = trim
-        self._rng = np.random.default_rng(seed)
-        self._seen = 0
         self._num, self._den, self._chi2, self._snr, self._missing = [], [], [], [], []
 
     def update(self, flux, weight, model, z, ok) -> None:
         """Add one batch: (B, P) flux, weight (ivar, 0 where invalid), model; (B,) z, ok."""
-        ok = np.asarray(ok, bool)
-        if not ok.any():
+        keep = np.flatnonzero(np.asarray(ok, bool))[:max(self.max_objects - self.n_objects(), 0)]
+        if not len(keep):
             return
-        room = self.max_objects - sum(len(c) for c in self._chi2)
-        keep = np.flatnonzero(ok)
-        if room <= 0:
-            return
-        if len(keep) > room:
-            keep = np.sort(self._rng.choice(keep, room, replace=False))
         flux, weight, model = (np.asarray(a, dtype=np.float64)[keep] for a in (flux, weight, model))
         z = np.asarray(z, dtype=np.float64)[keep]
         valid = weight > 0
