@@ -40,10 +40,16 @@ def evidence_for(autoencoder, calibration: OutlierCalibration) -> Evidence:
 
 
 def calibrate_outliers(autoencoder, flow, store, batch_size: int = 512, device="cpu",
-                       max_objects: int = 6000, seed: int = 0) -> OutlierCalibration:
+                       max_objects: int = 6000, seed: int = 0,
+                       refine_steps: int | None = None) -> OutlierCalibration:
     """Fit the model uncertainty on (up to ``max_objects``) training objects, then score the
-    validation split for the reference distribution of ``OUTLIER_SCORE``."""
+    validation split for the reference distribution of ``OUTLIER_SCORE``; both with the refined
+    per-object fit of ``refine_steps`` steps (default
+    :data:`~specsift.models.refine.REFINE_STEPS`), which the catalogue then repeats."""
     from ..models.inference import encode_batches
+    from ..models.refine import REFINE_STEPS
+
+    steps = REFINE_STEPS if refine_steps is None else int(refine_steps)
 
     split = np.asarray(store.meta["SPLIT"])
     train = np.flatnonzero(split == "train")
@@ -55,16 +61,18 @@ def calibrate_outliers(autoencoder, flow, store, batch_size: int = 512, device="
                         segments_for(wave, getattr(store, "survey", "")), _usable(autoencoder),
                         max_objects=max_objects)
     for batch in encode_batches(autoencoder, store, batch_size=batch_size, rows=train,
-                                device=device, return_model=True, return_input=True):
+                                device=device, return_model=True, return_input=True,
+                                refine_steps=steps):
         fit.update(batch["flux"], batch["weight"], batch["model"], batch["z"], batch["flag"] == 0)
-    calibration = fit.calibration()
+    calibration = fit.calibration(refine_steps=steps)
     logger.info("model uncertainty from %d training objects: median %.3f, 99th percentile %.3f "
                 "of the model flux", fit.n_objects(), float(np.median(calibration.model_error)),
                 float(np.quantile(calibration.model_error, 0.99)))
     evidence = evidence_for(autoencoder, calibration)
     scores = []
     for batch in encode_batches(autoencoder, store, batch_size=batch_size, split="validation",
-                                device=device, return_model=True, return_input=True):
+                                device=device, return_model=True, return_input=True,
+                                refine_steps=steps):
         ok = batch["flag"] == 0
         if not ok.any():
             continue
@@ -84,7 +92,8 @@ def save_calibration(model_dir, calibration: OutlierCalibration) -> None:
     tensors = {k: torch.as_tensor(np.ascontiguousarray(v), dtype=torch.float64)
                for k, v in calibration.tensors().items()}
     model_dir.save_weights(OUTLIER_WEIGHTS, tensors, extra_config={"outlier": {
-        "segments": [list(s) for s in calibration.segments]}})
+        "segments": [list(s) for s in calibration.segments],
+        "refine_steps": int(calibration.refine_steps)}})
 
 
 def load_calibration(model_dir) -> OutlierCalibration | None:
@@ -92,7 +101,8 @@ def load_calibration(model_dir) -> OutlierCalibration | None:
     if not model_dir.has_weights(OUTLIER_WEIGHTS):
         return None
     state = {k: v.numpy() for k, v in model_dir.load_weights(OUTLIER_WEIGHTS).items()}
-    segments = [(str(n), float(lo), float(hi))
-                for n, lo, hi in model_dir.config["outlier"]["segments"]]
+    config = model_dir.config["outlier"]
+    segments = [(str(n), float(lo), float(hi)) for n, lo, hi in config["segments"]]
     return OutlierCalibration(state["error_edges"], state["model_error"], segments,
-                              state["missing_reference"], state["reference_scores"])
+                              state["missing_reference"], state["reference_scores"],
+                              int(config.get("refine_steps", 0)))

@@ -52,6 +52,9 @@ LINES = {"[O II] 3727": 3728.5, "Ca K 3934": 3934.8, "Ca H 3969": 3969.6, "H-del
          "[S II] 6716": 6718.3, "[S II] 6731": 6732.7, "Ca triplet 8542": 8544.4}
 
 WINDOW_WIDTH = 100.0          # Angstrom, rest frame
+TAIL_FIT = (0.70, 0.95)       # reference quantiles the p-value tail is fitted between
+REASON_SHARE = 0.5            # share of the top significance a more local test needs to be named
+TAIL_FROM = 0.95              # reference quantile above which the fitted tail gives the p-value
 MIN_PIXELS = 10               # fewest valid pixels for a chi-square test
 _LOG10 = np.log(10.0)
 
@@ -95,6 +98,9 @@ class OutlierCalibration:
         segments: observed-frame ``(name, low, high)`` segments.
         missing_reference: (N, n_segments) sorted missing-pixel shares of training objects.
         reference_scores: sorted ``OUTLIER_SCORE`` of the validation split (for p-values).
+        refine_steps: Gauss-Newton steps of the per-object fit
+            (:func:`~specsift.models.refine.refine_fit`) the residuals were computed with; the
+            catalogue must fit the same way (0 in calibrations written before refinement).
     """
 
     error_edges: np.ndarray
@@ -102,6 +108,7 @@ class OutlierCalibration:
     segments: list
     missing_reference: np.ndarray
     reference_scores: np.ndarray
+    refine_steps: int = 0
 
     def tensors(self) -> dict[str, np.ndarray]:
         return {"error_edges": self.error_edges, "model_error": self.model_error,
@@ -109,11 +116,30 @@ class OutlierCalibration:
                 "reference_scores": self.reference_scores}
 
     def pvalue(self, score: np.ndarray) -> np.ndarray:
-        """Conformal p-value: (1 + validation objects scoring at least as high) / (n + 1)."""
+        """P-value of ``OUTLIER_SCORE`` under "a normal galaxy": conformal in the bulk, a fitted
+        tail above the reference's ``TAIL_FROM`` quantile.
+
+        Below it, the p-value is (1 + validation objects scoring at least as high) / (n + 1).
+        Why a tail model above it: the validation split holds anomalies too (about 1% in a
+        survey), and they sit at the top of the reference, where they would put a floor of
+        about their share under every p-value, so that no q-value of a real anomaly could be
+        small. The score is a -log10 tail probability, so the null survival falls as
+        ``10^(-b s)`` with ``b`` at most 1; ``b`` is fitted to the reference between its
+        ``TAIL_FIT`` quantiles, which hold almost only normal galaxies, capped at 1, and the tail
+        is extrapolated from there (continuous at the joint).
+        """
         ref = self.reference_scores
         score = np.asarray(score, dtype=np.float64)
         higher = len(ref) - np.searchsorted(ref, score, side="left")
-        return np.where(np.isfinite(score), (1.0 + higher) / (len(ref) + 1.0), np.nan)
+        p = (1.0 + higher) / (len(ref) + 1.0)
+        if len(ref) >= 100:
+            joint = np.quantile(ref, TAIL_FROM)
+            lo, hi = np.quantile(ref, TAIL_FIT)
+            if hi > lo:
+                slope = min(np.log10((1 - TAIL_FIT[0]) / (1 - TAIL_FIT[1])) / (hi - lo), 1.0)
+                tail = (1 - TAIL_FROM) * 10.0 ** (-slope * (score - joint))
+                p = np.where(score > joint, tail, p)
+        return np.where(np.isfinite(score), p, np.nan)
 
 
 def _segment_index(wave: np.ndarray, segments) -> np.ndarray:
@@ -202,7 +228,8 @@ class ModelErrorFit:
                 keep[members] = chi2[members] <= np.quantile(chi2[members], 1 - self.trim)
         return keep
 
-    def calibration(self, reference_scores: np.ndarray | None = None) -> OutlierCalibration:
+    def calibration(self, reference_scores: np.ndarray | None = None,
+                    refine_steps: int = 0) -> OutlierCalibration:
         """The fitted :class:`OutlierCalibration` (reference scores are added later)."""
         if not self.n_objects():
             raise ValueError("no usable training object to learn the model uncertainty from")
@@ -215,7 +242,8 @@ class ModelErrorFit:
         missing = np.sort(np.concatenate(self._missing)[keep], axis=0)
         return OutlierCalibration(self.edges, np.sqrt(f2), self.segments, missing,
                                   np.sort(np.asarray(reference_scores if reference_scores is not None
-                                                     else [], dtype=np.float64)))
+                                                     else [], dtype=np.float64)),
+                                  refine_steps)
 
 
 class Evidence:
@@ -238,6 +266,9 @@ class Evidence:
                        + [name for name, _, _ in calibration.segments]
                        + [f"missing data, {name}" for name, _, _ in calibration.segments]
                        + ["rare latents"])
+        n_seg = len(calibration.segments)
+        # how local each test is: the reason names the most local of the tests that decide
+        self.locality = np.array([0] + [3] * (self.n_bins - 1) + [2] * n_seg + [2] * n_seg + [1])
 
     def variance(self, weight: np.ndarray, model: np.ndarray, z: np.ndarray) -> np.ndarray:
         """(B, P) total variance ``1/ivar + (f m)^2`` (inf where there is no data)."""
@@ -290,7 +321,15 @@ class Evidence:
         return np.minimum(tests, 0.0)
 
     def score(self, tests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(OUTLIER_SCORE, index of the deciding test)`` from :meth:`log10_tests`."""
+        """``(OUTLIER_SCORE, index of the test named as the reason)`` from :meth:`log10_tests`.
+
+        The score is the largest significance. The reason is the most local test (a window
+        before an arm before the whole spectrum) with at least ``REASON_SHARE`` of it. Why: a
+        missing line is so significant that its arm and the whole spectrum fail too, and the
+        window says more to the scientist.
+        """
         finite = np.where(np.isfinite(tests), tests, 0.0)
-        best = np.argmin(finite, axis=1)
-        return -finite[np.arange(len(best)), best], best
+        score = -finite.min(axis=1)
+        deciding = -finite >= REASON_SHARE * score[:, None]
+        rank = np.where(deciding, self.locality[None, :] * (score[:, None] + 1) - finite, -np.inf)
+        return score, np.argmax(rank, axis=1)

@@ -94,6 +94,11 @@ class SurveyModel:
         return cls(Path(path), autoencoder, flow, load_calibration(model_dir))
 
     @property
+    def refine_steps(self) -> int:
+        """Steps of the per-object fit: those the calibration was made with (0 without one)."""
+        return self.calibration.refine_steps if self.calibration is not None else 0
+
+    @property
     def z_range(self) -> tuple[float, float]:
         """Redshifts the autoencoder's rest-frame grid covers."""
         return float(self.autoencoder.z_min), float(self.autoencoder.z_max)
@@ -112,7 +117,8 @@ class SurveyModel:
                  "reason": []}
         for batch in encode_batches(self.autoencoder, source, batch_size=batch_size, rows=rows,
                                     device=str(device), return_model=tests is not None,
-                                    return_input=tests is not None):
+                                    return_input=tests is not None,
+                                    refine_steps=self.refine_steps):
             latents = np.asarray(batch["latents"])
             # a redshift outside the model range still gives a usable (if poor) fit: score it;
             # only an object with no valid pixel has no score at all

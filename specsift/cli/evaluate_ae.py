@@ -29,6 +29,9 @@ def register(subparsers) -> None:
                         help="store rows to plot (default: three test objects)")
     parser.add_argument("--max-objects", type=int, default=2000,
                         help="validation objects used for the invariance ratio")
+    parser.add_argument("--refine-steps", type=int, default=None,
+                        help="Gauss-Newton steps of the refined fit reported in chi2_by_snr "
+                             "(default: as many as `score` takes; 0: the encoder's fit only)")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
@@ -39,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from ..atomic import atomic_path
     from ..models.evaluation import evaluate
     from ..models.modeldir import ModelDir
+    from ..models.refine import REFINE_STEPS
     from ..runtime import resolve_device
     from ..store import SpectraStore
 
@@ -46,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
     store = SpectraStore(args.store)
     autoencoder = ModelDir(args.model).load_autoencoder(device=device)
     report = evaluate(autoencoder, store, batch_size=args.batch_size, device=device,
-                      max_objects=args.max_objects, seed=args.seed)
+                      max_objects=args.max_objects, seed=args.seed,
+                      refine_steps=REFINE_STEPS if args.refine_steps is None
+                      else args.refine_steps)
     text = json.dumps(report, indent=2)
     if args.out:
         with atomic_path(args.out) as tmp:
@@ -59,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
                   f"{values['reduced_chi2']:.3f} (median {values['reduced_chi2_median']:.3f}, "
                   f"{values['n_objects']} objects, {values['n_flagged']} flagged)")
         print(f"invariance ratio: {report['invariance_ratio']:.1f}")
+        for fit, values in report["chi2_by_snr"].items():
+            parts = [f"{name.split('_')[0]} S/N {values[name]['median_snr']:.1f}: "
+                     f"{values[name]['median_reduced_chi2']:.3f}"
+                     for name in ("low_snr_tercile", "middle_snr_tercile", "high_snr_tercile",
+                                  "brightest") if name in values]
+            print(f"median reduced chi2 of validation objects ({fit} fit): " + "; ".join(parts))
     if args.plot:
         from ..plots.reconstruction import save_reconstruction_figure
 

@@ -16,7 +16,7 @@ from .augment import redshift_copy
 from .inference import check_grid, encode_batches
 from .inputs import clean_batch
 
-__all__ = ["split_metrics", "invariance_ratio", "evaluate"]
+__all__ = ["split_metrics", "invariance_ratio", "chi2_by_snr", "evaluate"]
 
 SPLITS = ("train", "validation", "test")
 
@@ -89,10 +89,52 @@ def invariance_ratio(autoencoder, store, split: str = "validation", max_objects:
             "copy_distance": float(copy), "n_objects": len(s), "split": split}
 
 
+def chi2_by_snr(autoencoder, store, split: str = "validation", refine_steps: int = 0,
+                brightest: float = 0.02, batch_size: int = 512, device="cpu") -> dict:
+    """Median reduced chi-square of ``split``'s unflagged objects in S/N terciles and in the
+    ``brightest`` fraction.
+
+    Why: a model error that is a fixed fraction of the flux hides below the noise of faint
+    spectra and dominates bright ones, so a pooled chi-square near 1 can still hide a model that
+    fails at high S/N. S/N is the median over valid pixels of ``flux * sqrt(ivar)``.
+    ``refine_steps`` > 0 measures the refined fit the catalogue uses.
+    """
+    rows = np.flatnonzero(np.asarray(store.meta["SPLIT"]) == split)
+    chi2, snr = [], []
+    for batch in encode_batches(autoencoder, store, batch_size=batch_size, rows=rows,
+                                device=device, return_input=True, refine_steps=refine_steps):
+        ok = batch["flag"] == 0
+        valid = batch["weight"] > 0
+        with np.errstate(invalid="ignore"):
+            per_pixel = np.where(valid, batch["flux"] * np.sqrt(batch["weight"]), np.nan)
+            snr.append(np.nanmedian(per_pixel[ok], axis=1) if ok.any() else np.zeros(0))
+        chi2.append(batch["chi2"][ok])
+    chi2, snr = np.concatenate(chi2), np.concatenate(snr)
+    if not len(chi2):
+        return {"n_objects": 0}
+    order = np.argsort(snr, kind="stable")
+    result = {"n_objects": int(len(chi2)), "refine_steps": int(refine_steps)}
+    for name, part in zip(("low", "middle", "high"), np.array_split(order, 3)):
+        result[f"{name}_snr_tercile"] = {"median_reduced_chi2": float(np.median(chi2[part])),
+                                         "median_snr": float(np.median(snr[part]))}
+    top = order[-max(1, int(round(brightest * len(order)))):]
+    result["brightest"] = {"fraction": brightest, "n_objects": int(len(top)),
+                           "median_reduced_chi2": float(np.median(chi2[top])),
+                           "median_snr": float(np.median(snr[top]))}
+    return result
+
+
 def evaluate(autoencoder, store, batch_size: int = 512, device="cpu", max_objects: int = 2000,
-             seed: int = 0) -> dict:
-    """The ``evaluate-ae`` report: ``splits`` -> metrics, ``invariance_ratio`` and its details."""
+             seed: int = 0, refine_steps: int = 0) -> dict:
+    """The ``evaluate-ae`` report: ``splits`` -> metrics, ``invariance_ratio`` and its details,
+    ``chi2_by_snr`` of the validation split (the encoder's fit, and the refined fit when
+    ``refine_steps`` > 0)."""
     invariance = invariance_ratio(autoencoder, store, max_objects=max_objects, seed=seed,
                                   batch_size=batch_size, device=device)
+    by_snr = {"encoder": chi2_by_snr(autoencoder, store, batch_size=batch_size, device=device)}
+    if refine_steps:
+        by_snr["refined"] = chi2_by_snr(autoencoder, store, refine_steps=refine_steps,
+                                        batch_size=batch_size, device=device)
     return {"splits": split_metrics(autoencoder, store, batch_size, device),
-            "invariance_ratio": invariance.pop("invariance_ratio"), "invariance": invariance}
+            "invariance_ratio": invariance.pop("invariance_ratio"), "invariance": invariance,
+            "chi2_by_snr": by_snr}

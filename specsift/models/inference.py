@@ -14,6 +14,7 @@ import torch
 from ..errors import SpecsiftInputError
 from .inputs import clean_batch
 from .losses import chi2_terms
+from .refine import refine_fit
 
 __all__ = ["encode_batches", "check_grid"]
 
@@ -33,7 +34,8 @@ def check_grid(autoencoder, store) -> None:
 def encode_batches(autoencoder, store, batch_size: int = 512, rows=None, split: str | None = None,
                    device: str | torch.device = "cpu", return_model: bool = False,
                    return_rest: bool = False,
-                   return_input: bool = False) -> Iterator[dict[str, np.ndarray]]:
+                   return_input: bool = False,
+                   refine_steps: int = 0) -> Iterator[dict[str, np.ndarray]]:
     """Stream ``store`` (one split, a subset of rows, or all) through the autoencoder.
 
     Yields dicts of numpy arrays: ``row`` (B,) store rows, ``latents`` (B, S), ``chi2`` (B,)
@@ -53,12 +55,18 @@ def encode_batches(autoencoder, store, batch_size: int = 512, rows=None, split: 
         z = torch.as_tensor(batch["z"], device=device, dtype=torch.float32)
         flux, ivar, z, flag = clean_batch(flux, ivar, z, autoencoder.z_min, autoencoder.z_max)
         latents, rest, model, covered = autoencoder(flux, ivar, z)
+        velocity = None
+        if refine_steps:
+            _, velocity, rest, model, covered = refine_fit(
+                autoencoder, latents, flux, autoencoder.weights(ivar), z, steps=refine_steps)
         weight = autoencoder.weights(ivar) * covered
         chi2, n_good = chi2_terms(flux, weight, model)
         reduced = torch.where(n_good > 0, chi2 / n_good.clamp_min(1), torch.full_like(chi2, np.nan))
         out = {"row": np.asarray(batch["row"]), "latents": latents.float().cpu().numpy(),
                "chi2": reduced.cpu().numpy(), "n_good": n_good.cpu().numpy(),
                "flag": flag.cpu().numpy()}
+        if velocity is not None:
+            out["velocity"] = velocity.cpu().numpy()
         if return_model:
             out["model"] = model.cpu().numpy()
         if return_rest:

@@ -1,0 +1,70 @@
+"""The outlier tests: tail probabilities, the learned model error, p-values and the reasons."""
+
+import numpy as np
+import pytest
+from scipy.stats import chi2 as chi2_dist
+
+from specsift.catalog.evidence import (Evidence, ModelErrorFit, OutlierCalibration, chi2_log10_sf,
+                                       segments_for)
+
+WAVE = np.linspace(3600.0, 9800.0, 3100)
+
+
+@pytest.mark.parametrize("dof", [10, 100, 3000])
+def test_chi2_tail_matches_scipy_in_log10(dof):
+    x = chi2_dist.isf([0.5, 1e-3, 1e-8], dof)
+    exact = chi2_dist.logsf(x, dof) / np.log(10)
+    assert np.allclose(chi2_log10_sf(x, np.full(3, dof)), exact, rtol=0.08, atol=0.05)
+
+
+def test_model_error_fit_recovers_a_fractional_error():
+    rng = np.random.default_rng(0)
+    n, f_true = 400, 0.05
+    z = rng.uniform(0.0, 0.3, n)
+    model = np.full((n, len(WAVE)), 2.0)
+    sigma = 0.05
+    flux = model * (1 + f_true * rng.normal(size=model.shape)) + rng.normal(0, sigma, model.shape)
+    weight = np.full(model.shape, 1 / sigma**2)
+    fit = ModelErrorFit(WAVE, (WAVE[0] / 1.3, WAVE[-1]), segments_for(WAVE, "desi"),
+                        np.ones(len(WAVE), bool), bin_width=20.0)
+    fit.update(flux, weight, model, z, np.ones(n, bool))
+    cal = fit.calibration()
+    covered = cal.model_error[(cal.error_edges[:-1] > 3700) & (cal.error_edges[1:] < 7500)]
+    assert np.median(covered) == pytest.approx(f_true, rel=0.1)
+
+
+def _calibration(reference):
+    return OutlierCalibration(np.array([0.0, 1e5]), np.array([0.0]), segments_for(WAVE, "desi"),
+                              np.zeros((10, 3)), np.sort(reference))
+
+
+def test_pvalues_are_uniform_for_normal_objects_despite_anomalies_in_the_reference():
+    rng = np.random.default_rng(1)
+    null = -np.log10(rng.uniform(size=5000))             # a -log10 p-value of normal objects
+    reference = np.concatenate([null, rng.uniform(8, 20, 50)])   # 1% anomalies on top
+    cal = _calibration(reference)
+    fresh = -np.log10(rng.uniform(size=200000))
+    p = cal.pvalue(fresh)
+    for level in (0.1, 0.01, 1e-3, 1e-4):      # valid (at most the level), and not far below it
+        assert 0.5 * level <= np.mean(p <= level) <= 1.15 * level
+    # an anomaly far above every normal object gets a p-value below what 5000 references allow
+    assert cal.pvalue(np.array([12.0]))[0] < 1e-6
+    assert np.isnan(cal.pvalue(np.array([np.nan]))[0])
+
+
+def test_a_line_missing_from_the_spectrum_is_named_in_the_reason():
+    rng = np.random.default_rng(2)
+    z = np.array([0.1, 0.1])
+    rest = WAVE / 1.1
+    model = np.ones((2, len(WAVE))) + 3 * np.exp(-0.5 * ((rest - 6564.6) / 3) ** 2)
+    sigma = 0.05
+    flux = model + rng.normal(0, sigma, model.shape)
+    flux[1] -= 3 * np.exp(-0.5 * ((rest - 6564.6) / 3) ** 2)      # no H-alpha in object 1
+    weight = np.full(model.shape, 1 / sigma**2)
+    cal = OutlierCalibration(np.array([0.0, 1e5]), np.array([0.0]), segments_for(WAVE, "desi"),
+                             np.zeros((10, 3)), np.zeros(0))
+    evidence = Evidence(cal, WAVE, np.ones(len(WAVE), bool), (WAVE[0] / 1.6, WAVE[-1]))
+    tests = evidence.log10_tests(flux, weight, model, z, np.array([6.0, 6.0]), 6)
+    score, best = evidence.score(tests)
+    assert score[0] < 3 and score[1] > 20
+    assert "H-alpha" in evidence.labels[best[1]]
