@@ -96,19 +96,18 @@ def chi2_by_snr(autoencoder, store, split: str = "validation", refine_steps: int
 
     Why: a model error that is a fixed fraction of the flux hides below the noise of faint
     spectra and dominates bright ones, so a pooled chi-square near 1 can still hide a model that
-    fails at high S/N. S/N is the median over valid pixels of ``flux * sqrt(ivar)``.
+    fails at high S/N. S/N is the store's ``SNR``, the median of ``flux * sqrt(ivar)`` over the
+    valid pixels.
     ``refine_steps`` > 0 measures the refined fit the catalogue uses.
     """
     rows = np.flatnonzero(np.asarray(store.meta["SPLIT"]) == split)
+    store_snr = np.asarray(store.meta["SNR"], dtype=np.float64)
     chi2, snr = [], []
     for batch in encode_batches(autoencoder, store, batch_size=batch_size, rows=rows,
-                                device=device, return_input=True, refine_steps=refine_steps):
+                                device=device, refine_steps=refine_steps):
         ok = batch["flag"] == 0
-        valid = batch["weight"] > 0
-        with np.errstate(invalid="ignore"):
-            per_pixel = np.where(valid, batch["flux"] * np.sqrt(batch["weight"]), np.nan)
-            snr.append(np.nanmedian(per_pixel[ok], axis=1) if ok.any() else np.zeros(0))
         chi2.append(batch["chi2"][ok])
+        snr.append(store_snr[batch["row"][ok]])
     chi2, snr = np.concatenate(chi2), np.concatenate(snr)
     if not len(chi2):
         return {"n_objects": 0}

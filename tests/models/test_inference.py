@@ -38,3 +38,23 @@ def test_a_store_on_another_grid_is_refused(model, make_store):
     store = make_store(n=8, pixels=200)
     with pytest.raises(SpecsiftInputError, match="wavelength grid"):
         next(encode_batches(model, store))
+
+
+def test_refined_fit_is_never_worse_and_keeps_the_encoder_latents(model, synthetic_store):
+    plain = list(encode_batches(model, synthetic_store, batch_size=32))
+    refined = list(encode_batches(model, synthetic_store, batch_size=32, refine_steps=2))
+    for a, b in zip(plain, refined):
+        assert np.array_equal(a["latents"], b["latents"])
+        assert np.all(b["chi2"] <= a["chi2"] + 1e-6) and b["chi2"].mean() < a["chi2"].mean()
+        assert np.all(np.abs(b["velocity"]) < 500) and "velocity" not in a
+
+
+def test_chi2_by_snr_reports_terciles_and_the_brightest(model, make_store):
+    from specsift.models.evaluation import chi2_by_snr
+
+    store = make_store(n=100, seed=3)
+    store.meta["SNR"] = np.arange(len(store), dtype=float)
+    report = chi2_by_snr(model, store, brightest=0.2)
+    snr = [report[f"{t}_snr_tercile"]["median_snr"] for t in ("low", "middle", "high")]
+    assert snr == sorted(snr) and report["brightest"]["median_snr"] > snr[-1]
+    assert report["n_objects"] == int((store.meta["SPLIT"] == "validation").sum())
