@@ -1,11 +1,11 @@
 """Outlier benchmark: mock DESI survey -> stores -> galaxy/star models -> catalogue -> truth.
 
 Runs the whole pipeline through the ``specsift`` CLI (the same commands a user types), then reads
-``truth.fits`` (evaluation only) and reports:
+``truth.fits`` (evaluation only, with :mod:`specsift.evaluation`, as the demo's card) and reports:
 
 * ROC AUC of the catalogue ranking (RANK; OUTLIER_SCORE = -LOGP_GALAXY) for injected anomalies
   against normal galaxies of the BGS sample, overall and per anomaly family;
-* the fraction of true anomalies among the top 1% of the BGS sample by rank;
+* the fraction of true anomalies among the top 1% (and the top 20) of the BGS sample by rank;
 * star/galaxy accuracy on clean galaxies and on MWS stars, and the fraction of the
   ``star_contaminant`` family called stars, for each likelihood-ratio rule;
 * scoring throughput (spectra/s) and peak memory (RSS) for two store sizes, to show that memory
@@ -28,39 +28,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
-from scipy.stats import rankdata
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from specsift.catalog import RULES, StarGalaxyRule, read_catalog  # noqa: E402
+from specsift.evaluation import roc_auc  # noqa: E402
+from specsift.evaluation.mock_desi import (match_truth, outlier_metrics,  # noqa: E402
+                                           star_galaxy_metrics)
 
 # runs one CLI verb in a fresh process and reports that process's own peak RSS
 _RUNNER = ("import resource, sys; from specsift.cli.main import main; rc = main(sys.argv[1:]); "
            "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
            "file=sys.stderr); sys.exit(rc)")
-
-
-def roc_auc(score: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve = P(score of a random positive > that of a random negative).
-
-    Mann-Whitney U with mid-ranks, so ties count one half.
-    """
-    positive = np.asarray(positive, bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if not n_pos or not n_neg:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def top_fraction_precision(score: np.ndarray, positive: np.ndarray,
-                           fraction: float = 0.01) -> float:
-    """Fraction of true positives among the ``fraction`` highest scores."""
-    n_top = max(1, int(round(fraction * len(score))))
-    top = np.argsort(-score, kind="stable")[:n_top]
-    return float(np.asarray(positive, bool)[top].mean())
 
 
 def cli(argv: list[str], log: Path) -> dict:
@@ -130,45 +110,31 @@ def score(work: Path, store: str, out: Path, args, log: Path) -> dict:
 def evaluate(catalog: Path, truth_path: Path) -> dict:
     """Compare the catalogue with truth.fits (matched on TARGETID)."""
     table, metadata = read_catalog(catalog)
-    truth = fits.getdata(truth_path, "TRUTH")
-    order = {int(t): i for i, t in enumerate(truth["TARGETID"])}
-    index = np.array([order[int(t)] for t in table["TARGETID"]])
-    sample = np.char.strip(np.asarray(truth["SAMPLE"][index]).astype(str))
-    family = np.char.strip(np.asarray(truth["ANOMALY"][index]).astype(str))
-    outlier = np.asarray(truth["IS_OUTLIER"][index], bool)
-    rank = np.asarray(table["RANK"], float)
-    score = -rank  # the catalogue's ordering (unscored objects last)
-    bgs = sample == "BGS"
-    missing = ~np.isin(truth["TARGETID"], np.asarray(table["TARGETID"]))
-    result = {"n_objects": len(table), "n_bgs": int(bgs.sum()),
-              "n_anomalies": int(outlier[bgs].sum()),
-              "n_truth_not_in_catalog": int(missing.sum()),
-              "n_anomalies_not_in_catalog": int(
-                  (missing & np.asarray(truth["IS_OUTLIER"], bool)).sum()),
+    truth = match_truth(table, truth_path)
+    outliers = outlier_metrics(table, truth)
+    bgs = truth.bgs
+    result = {"n_objects": len(table), "n_bgs": outliers["n_bgs"],
+              "n_anomalies": outliers["n_anomalies"],
+              "n_truth_not_in_catalog": truth.n_truth_not_in_catalog,
+              "n_anomalies_not_in_catalog": truth.n_anomalies_not_in_catalog,
               "n_unscored": int(np.isnan(np.asarray(table["OUTLIER_SCORE"], float)).sum()),
-              "auc": roc_auc(score[bgs], outlier[bgs]),
-              "top1pct_anomaly_fraction": top_fraction_precision(score[bgs], outlier[bgs]),
-              "auc_per_family": {}, "auc_chi2_galaxy": roc_auc(
+              "auc": outliers["auc"],
+              "top1pct_anomaly_fraction": outliers["top_fraction_anomaly_fraction"],
+              "top20_anomaly_fraction": outliers["top_anomaly_fraction"],
+              "auc_per_family": outliers["auc_per_family"], "auc_chi2_galaxy": roc_auc(
                   np.nan_to_num(np.asarray(table["CHI2_GALAXY"], float), nan=np.inf)[bgs],
-                  outlier[bgs])}
-    normal = bgs & ~outlier
-    for name in sorted(set(family[bgs & outlier])):
-        chosen = normal | (family == name)
-        result["auc_per_family"][name] = {"n": int((family == name).sum()),
-                                          "auc": roc_auc(score[chosen], (family == name)[chosen])}
-    star = sample == "MWS"
+                  truth.outlier[bgs])}
     scores = dict(chi2_galaxy=table["CHI2_GALAXY"], chi2_star=table["CHI2_STAR"],
                   npix_galaxy=table["NPIX_GALAXY"], npix_star=table["NPIX_STAR"],
                   logp_galaxy=table["LOGP_GALAXY"], logp_star=table["LOGP_STAR"])
     result["star_galaxy"] = {}
     for rule in RULES:
         is_star = StarGalaxyRule(rule, float(metadata.get("STARTHR", 0.0))).predict(**scores)
+        sg = star_galaxy_metrics(is_star, truth)
         result["star_galaxy"][rule] = {
-            "clean_galaxies_correct": float((~is_star[normal]).mean()),
-            "stars_correct": float(is_star[star].mean()),
-            "clean_accuracy": float(np.concatenate([~is_star[normal], is_star[star]]).mean()),
-            "star_contaminant_as_star": float(is_star[family == "star_contaminant"].mean())
-            if (family == "star_contaminant").any() else float("nan")}
+            "clean_galaxies_correct": sg["galaxies_correct"], "stars_correct": sg["stars_correct"],
+            "clean_accuracy": sg["accuracy"],
+            "star_contaminant_as_star": sg["star_contaminant_as_star"]}
     result["catalog_rule"] = metadata.get("STARRULE")
     return result
 
