@@ -29,7 +29,7 @@ __all__ = ["DEMO_BARS", "evaluation_card", "model_validation", "format_card", "w
 DEMO_BARS = (("models", "galaxy", "<=", 1.3), ("models", "star", "<=", 1.5),
              ("star_galaxy", "accuracy", ">=", 0.98))
 
-TITLE = "evaluation: the demo's outputs against the mock's truth files"
+TITLE = "evaluation: the demo's outputs against the mocks' truth files"
 
 
 def model_validation(model_dir: str | Path) -> dict:
@@ -102,31 +102,36 @@ def _bars(card: dict) -> dict:
     return out
 
 
+def _row(label: str, value: str, bar: str = "") -> str:
+    return f"  {label:<40} {value:<9} {bar}".rstrip()
+
+
 def format_card(card: dict) -> str:
     """The card as the lines the demo prints."""
     o, sg, r, m = card["outliers"], card["star_galaxy"], card["rsca"], card["models"]
     bars = {(s, k): f"[bar {op} {t}: {'met' if ok else 'NOT MET'}]"
             for (s, k, op, t), ok in zip(DEMO_BARS, card["bars"].values())}
-    lines = [f"== {card['step']} ==",
-             f"outliers of the BGS sample ({o['n_bgs']} galaxies, {o['n_anomalies']} injected "
-             f"anomalies; ranked by {o['ranking']})",
-             f"  ROC AUC, anomalies vs normal galaxies    {o['auc']:.4f}",
-             f"  anomalies among the top 1% ({o['n_top_fraction']:d})       "
-             f"{o['top_fraction_anomaly_fraction']:.3f}",
-             f"  anomalies among the top {o['top']:<3d}            {o['top_anomaly_fraction']:.3f}",
-             f"star/galaxy accuracy ({sg['n_galaxies']} normal galaxies + {sg['n_stars']} MWS "
-             f"stars): {sg['accuracy']:.4f} (galaxies {sg['galaxies_correct']:.4f}, stars "
-             f"{sg['stars_correct']:.4f}) {bars['star_galaxy', 'accuracy']}",
-             f"RSCA doppelganger rate ({r['cross_validation']}): {r['doppelganger_rate']:.4f}; "
-             f"oracle (true abundances): {r['oracle_rate']:.4f} ({r['n_members']} members, "
-             f"{r['n_field']} field stars)",
-             f"validation reduced chi2: galaxy model {m['galaxy']['val_reduced_chi2']:.3f} "
-             f"{bars['models', 'galaxy']}, star model {m['star']['val_reduced_chi2']:.3f} "
-             f"{bars['models', 'star']}",
-             f"total time: {card['seconds'] / 60:.1f} min" + (
-                 " (resumed run: steps done before are not counted)"
-                 if card.get("resumed") else "")]
-    return "\n".join(lines)
+    time = f"{card['seconds'] / 60:.1f} min"
+    return "\n".join([
+        f"== {card['step']} ==",
+        f"outliers of the BGS sample ({o['n_bgs']} galaxies, {o['n_anomalies']} injected "
+        f"anomalies; ranked by {o['ranking']})",
+        _row("ROC AUC, anomalies vs normal galaxies", f"{o['auc']:.4f}"),
+        _row(f"anomalies among the top {o['top_fraction']:.0%} ({o['n_top_fraction']})",
+             f"{o['top_fraction_anomaly_fraction']:.3f}"),
+        _row(f"anomalies among the top {o['top']}", f"{o['top_anomaly_fraction']:.3f}"),
+        f"star/galaxy ({sg['n_galaxies']} normal galaxies + {sg['n_stars']} MWS stars)",
+        _row("accuracy", f"{sg['accuracy']:.4f}", bars["star_galaxy", "accuracy"]),
+        _row("galaxies / stars classified right",
+             f"{sg['galaxies_correct']:.4f} / {sg['stars_correct']:.4f}"),
+        f"RSCA doppelganger rate ({r['n_members']} members, {r['n_field']} field stars)",
+        _row(f"RSCA, {r['cross_validation']}", f"{r['doppelganger_rate']:.4f}"),
+        _row("oracle, true abundances", f"{r['oracle_rate']:.4f}"),
+        "validation reduced chi2",
+        _row("galaxy model", f"{m['galaxy']['val_reduced_chi2']:.3f}", bars["models", "galaxy"]),
+        _row("star model", f"{m['star']['val_reduced_chi2']:.3f}", bars["models", "star"]),
+        f"{'total time':<42} {time}" + (" (resumed run: steps done before are not counted)"
+                                         if card.get("resumed") else "")])
 
 
 def write_card(card: dict, path: str | Path) -> Path:

@@ -26,8 +26,8 @@ def demo_dir(scoring_setup, mock_desi_dir, mock_apogee_dir, tmp_path_factory):
     (out / "models").mkdir()
     for name in ("galaxy", "star"):
         os.symlink(getattr(scoring_setup, name), out / "models" / name)
-    assert main(["-q", "score", str(scoring_setup.store), "--galaxy-model", str(scoring_setup.galaxy),
-                 "--star-model", str(scoring_setup.star), "--out", str(out / "catalog.parquet"),
+    assert main(["-q", "score", str(scoring_setup.store),
+                 "--galaxy-model", str(scoring_setup.galaxy), "--star-model", str(scoring_setup.star), "--out", str(out / "catalog.parquet"),
                  "--device", "cpu", "--batch-size", "64"]) == 0
     inputs = ["--allstar", str(mock_apogee_dir / "allStar-mock.fits"),
               "--occam", str(mock_apogee_dir / "occam_member-mock.fits"),
