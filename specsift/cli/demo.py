@@ -22,7 +22,9 @@ def register(subparsers) -> None:
         "demo", help="run the whole pipeline on a small mock survey (CPU, ~10 minutes)",
         description="Generate a mock DESI bright-time survey and a mock APOGEE set, then ingest, "
                     "train galaxy and star autoencoders and flows, score, draw the gallery of top "
-                    "outliers and fit and evaluate RSCA. Rerunning skips finished steps.")
+                    "outliers of the galaxy sample and fit and evaluate RSCA; last, an evaluation "
+                    "step compares the outputs with the mocks' truth files and prints and writes "
+                    "the card OUT/card.json. Rerunning skips finished steps.")
     parser.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default: demo)")
     parser.add_argument("--n-galaxies", type=int, default=2000)
     parser.add_argument("--n-stars", type=int, default=800)
@@ -55,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     desi, apogee = out / "mock_desi", out / "mock_apogee"
+    resumed = (desi / "truth.fits").exists()  # then the time of earlier runs is not counted
     if not (desi / "truth.fits").exists():
         logger.info("writing a mock DESI survey (%d galaxies, %d stars) to %s",
                     args.n_galaxies, args.n_stars, desi)
@@ -81,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
                              "--star-model", str(models / "star"), "--out", str(catalog),
                              "--device", args.device])
     _step("gallery", out / "gallery" / "index.html",
-          ["gallery", str(catalog), "--top", "20", "--out", str(out / "gallery")])
+          ["gallery", str(catalog), "--top", "20", "--sample", "bgs",
+           "--out", str(out / "gallery")])
 
     rsca = out / "rsca"
     inputs = ["--allstar", str(apogee / "allStar-mock.fits"),
@@ -92,19 +96,46 @@ def run(args: argparse.Namespace) -> int:
           ["rsca", "evaluate", str(rsca / "model"), *inputs, "--skip-empty", "--out", str(rsca / "evaluation.json")])
 
     _summarise(out, catalog, rsca / "evaluation.json", time.perf_counter() - start)
+    _evaluate(out, desi, apogee, start, resumed)
     return 0
+
+
+def _evaluate(out: Path, desi: Path, apogee: Path, start: float, resumed: bool) -> None:
+    """The evaluation step, the only one that reads the mocks' truth files: print the card
+    (:mod:`specsift.evaluation.card`) and write it to ``OUT/card.json``."""
+    from ..evaluation.card import evaluation_card, format_card, write_card
+
+    logger.info("evaluation: comparing the outputs with the mocks' truth files (%s, %s)",
+                desi / "truth.fits", apogee / "truth.fits")
+    models, rsca = out / "models", out / "rsca"
+    card = evaluation_card(
+        catalog=out / "catalog.parquet", desi_truth=desi / "truth.fits",
+        galaxy_model=models / "galaxy", star_model=models / "star",
+        rsca_model=rsca / "model", rsca_evaluation=rsca / "evaluation.json",
+        apogee={"allstar": apogee / "allStar-mock.fits",
+                "occam": apogee / "occam_member-mock.fits",
+                "spectra": apogee / "spectra-mock.fits", "truth": apogee / "truth.fits"},
+        seconds=time.perf_counter() - start, resumed=resumed)
+    path = write_card(card, out / "card.json")
+    print("\n" + format_card(card))
+    print(f"card: {path}")
 
 
 def _summarise(out: Path, catalog: Path, rsca_json: Path, seconds: float) -> None:
     """Print what a user should look at first: the top outliers and the doppelganger rate."""
-    import pyarrow.parquet as pq
+    import numpy as np
 
-    table = pq.read_table(catalog)
-    rows = table.sort_by("RANK").slice(0, 10).to_pylist()
+    from ..catalog import read_catalog
+    from ..catalog.samples import in_sample, sample_config
+
+    table, metadata = read_catalog(catalog)
+    bgs = table[in_sample(table, "bgs", sample_config(metadata), catalog)]
+    rows = bgs[np.argsort(bgs["RANK"], kind="stable")[:10]]
     print(f"\nspecsift demo finished in {seconds / 60:.1f} min; outputs in {out}/")
-    print(f"catalogue: {catalog} ({table.num_rows} objects, {sum(table['IS_STAR'].to_pylist())} "
-          "classified as stars)")
-    print("top outliers:  RANK  TARGETID              Z       CHI2_GALAXY  OUTLIER_SCORE")
+    print(f"catalogue: {catalog} ({len(table)} objects, {int(np.sum(table['IS_STAR']))} "
+          f"classified as stars; {len(bgs)} in the BGS galaxy sample)")
+    print("top outliers of the BGS sample:")
+    print("               RANK  TARGETID              Z       CHI2_GALAXY  OUTLIER_SCORE")
     for row in rows:
         print(f"               {row['RANK']:4d}  {row['TARGETID']:<20d}  {row['Z']:.4f}  "
               f"{row['CHI2_GALAXY']:10.2f}  {row['OUTLIER_SCORE']:12.2f}")

@@ -32,12 +32,18 @@ def register(subparsers) -> None:
     parser.add_argument("--hide-stars", action="store_true",
                         help="leave out the objects classified as stars (the page can also "
                              "hide them)")
+    parser.add_argument("--sample", default=None, metavar="NAME",
+                        help="only objects of this ingest sample (e.g. bgs: the galaxy sample "
+                             "the paper's gallery shows), by the sample's cuts on the catalogue "
+                             "columns, as the store was ingested (default: every object)")
     parser.add_argument("--device", default="auto")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..catalog import read_catalog
+    from ..catalog.samples import in_sample, sample_config
+    from ..errors import SpecsiftInputError
     from ..plots.gallery import write_gallery
     from ..plots.records import open_sources, ranked_rows, spectrum_records
     from ..runtime import resolve_device
@@ -45,12 +51,21 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise ValueError("--top must be at least 1")
     table, metadata = read_catalog(args.catalog)
+    keep = None
+    if args.sample:
+        keep = in_sample(table, args.sample, sample_config(metadata, args.store), args.catalog)
+        logger.info("sample %s: %d of %d objects", args.sample, keep.sum(), len(table))
     top = ranked_rows(table, args.top, order="RANK", hide_stars=args.hide_stars,
-                      path=args.catalog)
+                      path=args.catalog, keep=keep)
+    if args.sample and not len(top):
+        raise SpecsiftInputError(f"no scored object of sample {args.sample!r} to draw",
+                                 path=args.catalog)
     device = str(resolve_device(args.device))
     store, galaxy, star = open_sources(metadata, args.store, args.galaxy_model, args.star_model,
                                        device=device, catalog=args.catalog)
     records = spectrum_records(store, top["STORE_ROW"], galaxy, star, device=device)
     rows = [{name: top[name][k] for name in top.colnames} for k in range(len(top))]
-    write_gallery(args.out, records, rows, title=f"specsift outliers: {args.catalog.name}")
+    title = f"specsift outliers: {args.catalog.name}" + (f", sample {args.sample}"
+                                                          if args.sample else "")
+    write_gallery(args.out, records, rows, title=title)
     return 0

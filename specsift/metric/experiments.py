@@ -36,7 +36,7 @@ from .ppca import PPCA
 from .rsca import LatentMetric
 
 __all__ = ["Context", "build_context", "run_report", "EXPERIMENTS", "Experiment", "Report",
-           "write_table", "oracle_latents"]
+           "write_table", "oracle_latents", "true_abundances", "plain_rate"]
 
 logger = logging.getLogger("specsift.metric")
 
@@ -82,16 +82,21 @@ class Context:
 
     def plain(self, z_field, z_members, data: RSCAData | None = None):
         """No-CV rate of a fixed representation (no training involved), with plate checks."""
-        data = data or self.data
-        mv, ma, fv, fa = data.rv_ak()
-        member_plates, field_plates = data.plates()
-        stacked = np.concatenate([z_members, z_field])
-        labels = np.concatenate([data.clusters, np.full(len(z_field), "")])
-        return doppelganger_rate(stacked, labels, labels == "", np.concatenate([mv, fv]),
-                                 np.concatenate([ma, fa]), empty="skip",
-                                 plates=np.concatenate([member_plates, field_plates]),
-                                 candidates=np.concatenate([np.full(len(z_members), ""),
-                                                            data.field_candidates]))
+        return plain_rate(z_field, z_members, data or self.data)
+
+
+def plain_rate(z_field, z_members, data: RSCAData):
+    """No-CV doppelganger rate of a fixed representation of the samples of ``data`` (no
+    training involved, so no cross-validation), with the plate checks."""
+    mv, ma, fv, fa = data.rv_ak()
+    member_plates, field_plates = data.plates()
+    stacked = np.concatenate([z_members, z_field])
+    labels = np.concatenate([data.clusters, np.full(len(z_field), "")])
+    return doppelganger_rate(stacked, labels, labels == "", np.concatenate([mv, fv]),
+                             np.concatenate([ma, fa]), empty="skip",
+                             plates=np.concatenate([member_plates, field_plates]),
+                             candidates=np.concatenate([np.full(len(z_members), ""),
+                                                        data.field_candidates]))
 
 
 @dataclass
@@ -191,23 +196,29 @@ def _oracle_row(ctx: Context) -> dict:
 
 def oracle_latents(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     """True abundances (truth.fits of a mock) of the field and member samples."""
+    return true_abundances(ctx.truth, ctx.allstar, ctx.data.samples)
+
+
+def true_abundances(truth, allstar, samples) -> tuple[np.ndarray, np.ndarray]:
+    """(field, members) true abundances of a mock's ``samples`` (a
+    :class:`~specsift.preprocess.stellar_samples.StellarSamples` of ``allstar``), read from its
+    ``truth`` file: the oracle representation (evaluation only)."""
     from astropy.io import fits
 
     from ..io.catalogs import read_allstar
 
-    with fits.open(ctx.truth) as hdul:
-        truth = hdul[1].data
-        true_ids = np.char.strip(np.asarray(truth["APOGEE_ID"]).astype(str))
+    with fits.open(truth) as hdul:
+        table_truth = hdul[1].data
+        true_ids = np.char.strip(np.asarray(table_truth["APOGEE_ID"]).astype(str))
         elements = [e.strip() for e in hdul[1].header.get("ORACLE", "").split(",") if e.strip()]
-        true_xh = np.asarray(truth["X_H"], np.float64)
-    table = read_allstar(ctx.allstar)
+        true_xh = np.asarray(table_truth["X_H"], np.float64)
+    table = read_allstar(allstar)
     names = list(table.meta["ELEMENTS"])
     index = [names.index(e) for e in (elements or DEFAULT_SPECIES) if e in names]
     position = {s: i for i, s in enumerate(true_ids)}
     ids = np.asarray(table["APOGEE_ID"])
-    s = ctx.data.samples
-    return (true_xh[[position[i] for i in ids[s.field]]][:, index],
-            true_xh[[position[i] for i in ids[s.members]]][:, index])
+    return (true_xh[[position[i] for i in ids[samples.field]]][:, index],
+            true_xh[[position[i] for i in ids[samples.members]]][:, index])
 
 
 def fig5(ctx: Context, draws: int = 5) -> Experiment:

@@ -22,7 +22,8 @@ from .doppelganger import DoppelgangerResult, loco_evaluate
 from .ism_windows import apply_windows, find_ism_windows
 from .rsca import RSCA
 
-__all__ = ["load_censored", "fit_rsca", "evaluate_rsca", "reference_distances", "FittedRSCA"]
+__all__ = ["load_censored", "fit_rsca", "evaluate_rsca", "evaluation_data", "reference_distances",
+           "FittedRSCA"]
 
 logger = logging.getLogger("specsift.metric")
 
@@ -136,19 +137,25 @@ def evaluate_rsca(model: RSCA, config: dict, allstar, occam, spectra=None,
                   n_dims: int | None = None, empty: str = "raise") -> DoppelgangerResult:
     """Leave-one-cluster-out rates of a fitted model on the samples of its config, with the
     plate-safe rate and the plate checks (plates from the allStar)."""
-    species = config["species"] if config["kind"] == "abundances" else None
-    if species is None and not spectra:
-        raise ValueError("this model was fitted on spectra: give spectra files")
-    data = load_rsca_data(allstar, occam, spectra=spectra, abundances=species,
-                          config=SampleConfig.from_dict(config["sample_config"]),
-                          error_threshold=config["error_threshold"],
-                          windows=config["ism_windows"], with_errors=model.weighted)
+    data = evaluation_data(config, allstar, occam, spectra, with_errors=model.weighted)
     member_plates, field_plates = data.plates(config.get("plate_column"))
     return loco_evaluate(model.latents(data.field, data.field_errors),
                          model.latents(data.members, data.member_errors), data.clusters,
                          *data.rv_ak(), metric=model.latent_metric(), n_dims=n_dims,
                          empty=empty, member_plates=member_plates, field_plates=field_plates,
                          field_candidates=data.field_candidates)
+
+
+def evaluation_data(config: dict, allstar, occam, spectra=None,
+                    with_errors: bool = False) -> RSCAData:
+    """The samples a fitted model (its ``config``) is evaluated on, censored as at fit time."""
+    species = config["species"] if config["kind"] == "abundances" else None
+    if species is None and not spectra:
+        raise ValueError("this model was fitted on spectra: give spectra files")
+    return load_rsca_data(allstar, occam, spectra=spectra, abundances=species,
+                          config=SampleConfig.from_dict(config["sample_config"]),
+                          error_threshold=config["error_threshold"],
+                          windows=config["ism_windows"], with_errors=with_errors)
 
 
 def check_grid(config: dict, wave: np.ndarray, source) -> None:

@@ -125,9 +125,12 @@ def open_sources(metadata: dict, store=None, galaxy_model=None, star_model=None,
     return SpectraStore(store_path), galaxy, star
 
 
-def ranked_rows(table, top: int, order: str = "RANK", hide_stars: bool = False, path=None):
+def ranked_rows(table, top: int, order: str = "RANK", hide_stars: bool = False, path=None,
+                keep=None):
     """The ``top`` rows of a catalogue by ``order`` (RANK, or REVIEW_RANK of a re-ranked one),
-    leaving out unscored objects (and those classified as stars with ``hide_stars``)."""
+    leaving out unscored objects (and those classified as stars with ``hide_stars``); ``keep``,
+    a boolean mask over the rows, restricts the choice further (e.g. to one sample, see
+    :func:`specsift.catalog.samples.in_sample`)."""
     from ..errors import SpecsiftInputError
 
     for name in (*REQUIRED_COLUMNS, order):
@@ -136,9 +139,11 @@ def ranked_rows(table, top: int, order: str = "RANK", hide_stars: bool = False, 
                                      "`specsift score`" + (" and `specsift rerank`"
                                                           if order == "REVIEW_RANK" else "")
                                      + "?", path=path)
-    keep = np.isfinite(np.asarray(table["OUTLIER_SCORE"], dtype=float))
+    keep_rows, keep = keep, np.isfinite(np.asarray(table["OUTLIER_SCORE"], dtype=float))
     if hide_stars and "IS_STAR" in table.colnames:
         keep &= ~np.asarray(table["IS_STAR"], dtype=bool)
+    if keep_rows is not None:
+        keep &= np.asarray(keep_rows, dtype=bool)
     chosen = np.flatnonzero(keep)
     chosen = chosen[np.argsort(np.asarray(table[order])[chosen], kind="stable")][:top]
     return table[chosen]

@@ -62,6 +62,25 @@ def test_gallery_draws_the_top_outliers_and_lists_them_in_rank_order(scored, tmp
     assert (out / pngs[0]).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_gallery_sample_draws_only_that_samples_outliers(scored, tmp_path, capsys):
+    from specsift.catalog.samples import in_sample, sample_config
+
+    _, catalog = scored
+    table, metadata = read_catalog(catalog)
+    bgs = in_sample(table, "bgs", sample_config(metadata))
+    assert 0 < bgs.sum() < len(table) and not np.asarray(table["IS_STAR"])[bgs].all()
+    out = tmp_path / "gallery"
+    assert main(["-q", "gallery", str(catalog), "--top", "3", "--sample", "bgs", "--out",
+                 str(out), "--device", "cpu"]) == 0
+    expected = table[bgs][np.argsort(table["RANK"][bgs])[:3]]
+    drawn = sorted(p.name for p in out.glob("*.png"))
+    assert drawn == sorted(f"rank{r:05d}_{t}.png" for r, t in zip(expected["RANK"],
+                                                                   expected["TARGETID"]))
+    assert main(["gallery", str(catalog), "--sample", "lrg", "--out", str(tmp_path / "x"),
+                 "--device", "cpu"]) != 0
+    assert "unknown sample 'lrg'" in capsys.readouterr().err
+
+
 def test_score_reports_bad_input_in_one_line(scoring_setup, tmp_path, capsys):
     not_a_store = tmp_path / "empty"
     not_a_store.mkdir()
