@@ -22,43 +22,19 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from reference import ROOT, checkout, specsift  # noqa: E402  (bench/ is on sys.path)
+
 sys.path.insert(0, str(ROOT))
 
 from specsift.catalog import RULES, StarGalaxyRule, read_catalog  # noqa: E402
 from specsift.evaluation import roc_auc  # noqa: E402
 from specsift.evaluation.mock_desi import (match_truth, outlier_metrics,  # noqa: E402
                                            star_galaxy_metrics)
-
-# runs one CLI verb in a fresh process and reports that process's own peak RSS
-_RUNNER = ("import resource, sys; from specsift.cli.main import main; rc = main(sys.argv[1:]); "
-           "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
-           "file=sys.stderr); sys.exit(rc)")
-
-
-def cli(argv: list[str], log: Path) -> dict:
-    """Run ``specsift ARGV`` as a subprocess; return wall time and peak RSS."""
-    start = time.perf_counter()
-    with open(log, "a") as handle:
-        handle.write(f"\n$ specsift {' '.join(argv)}\n")
-        handle.flush()
-        proc = subprocess.run([sys.executable, "-c", _RUNNER, *argv], stdout=handle,
-                              stderr=subprocess.PIPE, text=True)
-        handle.write(proc.stderr)
-    if proc.returncode:
-        raise SystemExit(f"specsift {' '.join(argv)} failed (exit {proc.returncode}); see {log}")
-    peak = [int(line.split()[1]) for line in proc.stderr.splitlines()
-            if line.startswith("PEAK_RSS_KB")]
-    return {"seconds": time.perf_counter() - start,
-            "peak_rss_mb": peak[-1] / 1024 if peak else None}
-
 
 def build(args, work: Path, log: Path) -> dict:
     """Mock data, three stores, two models with flows; steps whose output exists are skipped."""
@@ -78,8 +54,9 @@ def build(args, work: Path, log: Path) -> dict:
             store.parent.mkdir(parents=True, exist_ok=True)
             store.symlink_to(Path(reuse).resolve())
         if not store.exists():
-            timings[f"ingest_{sample}"] = cli(["ingest", "--survey", "desi", "--sample", sample,
-                                               str(data), "--out", str(store)], log)
+            timings[f"ingest_{sample}"] = specsift(
+                ROOT, ["ingest", "--survey", "desi", "--sample", sample, str(data), "--out",
+                       str(store)], log)
     for sample, name in (("bgs", "galaxy"), ("mws", "star")):
         model = work / "models" / name
         epochs = ["--epochs", str(args.epochs)] if args.epochs else []
@@ -89,19 +66,23 @@ def build(args, work: Path, log: Path) -> dict:
             for file in ("config.json", "autoencoder.safetensors"):
                 shutil.copy(Path(reuse) / file, model / file)
         if not (model / "autoencoder.safetensors").exists():
-            timings[f"train_ae_{name}"] = cli(["train-ae", str(work / "stores" / sample), "--out",
-                                               str(model), *common, *epochs], log)
+            timings[f"train_ae_{name}"] = specsift(
+                ROOT, ["train-ae", str(work / "stores" / sample), "--out", str(model), *common,
+                       *epochs], log)
         if not (model / "flow.safetensors").exists():
-            timings[f"train_flow_{name}"] = cli(["train-flow", str(work / "stores" / sample),
-                                                 "--model", str(model), *common], log)
+            timings[f"train_flow_{name}"] = specsift(
+                ROOT, ["train-flow", str(work / "stores" / sample), "--model", str(model),
+                       *common], log)
     return {"data": str(data), "timings": timings}
 
 
-def score(work: Path, store: str, out: Path, args, log: Path) -> dict:
+def score(work: Path, store: str, out: Path, args, log: Path, src: Path = ROOT) -> dict:
+    """Score a store with the code in ``src`` (this checkout, or a reference commit's)."""
     out.unlink(missing_ok=True)
-    run = cli(["score", str(work / "stores" / store), "--galaxy-model", str(work / "models/galaxy"),
-               "--star-model", str(work / "models/star"), "--out", str(out), "--device",
-               args.device, "--batch-size", str(args.batch_size)], log)
+    run = specsift(src, ["score", str(work / "stores" / store), "--galaxy-model",
+                         str(work / "models/galaxy"), "--star-model", str(work / "models/star"),
+                         "--out", str(out), "--device", args.device, "--batch-size",
+                         str(args.batch_size)], log)
     table, _ = read_catalog(out)
     run.update(n_objects=len(table), spectra_per_s=len(table) / run["seconds"])
     return run
@@ -124,6 +105,16 @@ def evaluate(catalog: Path, truth_path: Path) -> dict:
               "auc_per_family": outliers["auc_per_family"], "auc_chi2_galaxy": roc_auc(
                   np.nan_to_num(np.asarray(table["CHI2_GALAXY"], float), nan=np.inf)[bgs],
                   truth.outlier[bgs])}
+    if "OUTLIER_QVALUE" in table.colnames:
+        selected = bgs & (np.nan_to_num(np.asarray(table["OUTLIER_QVALUE"], float), nan=1.0) < 0.1)
+        result["q_below_0.1"] = {"n": int(selected.sum()), "anomaly_fraction": float(
+            truth.outlier[selected].mean()) if selected.any() else float("nan")}
+    if "SNR" in table.colnames:  # the model's fit of the brightest normal galaxies
+        normal, snr = truth.clean_galaxies, np.asarray(table["SNR"], float)
+        bright = np.flatnonzero(normal)[np.argsort(-snr[normal])][:max(1, int(0.02 * normal.sum()))]
+        result["brightest_2pct_normal"] = {
+            "n": len(bright), "median_snr": float(np.median(snr[bright])),
+            "median_reduced_chi2": float(np.median(np.asarray(table["CHI2_GALAXY"], float)[bright]))}
     scores = dict(chi2_galaxy=table["CHI2_GALAXY"], chi2_star=table["CHI2_STAR"],
                   npix_galaxy=table["NPIX_GALAXY"], npix_star=table["NPIX_STAR"],
                   logp_galaxy=table["LOGP_GALAXY"], logp_star=table["LOGP_STAR"])
@@ -151,6 +142,9 @@ def main() -> int:
     for name in ("galaxy", "star"):
         parser.add_argument(f"--{name}-ae", default=None,
                             help=f"reuse a trained {name} autoencoder directory (copied)")
+    parser.add_argument("--reference", default=None, metavar="COMMIT",
+                        help="also score the 'all' store with this commit's code (e.g. a1f3169) "
+                             "and report the throughput ratio")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
@@ -165,6 +159,11 @@ def main() -> int:
     built = build(args, work, log)
     runs = {"all": score(work, "all", work / "catalog.parquet", args, log),
             "mws": score(work, "mws", work / "catalog_mws.parquet", args, log)}
+    if args.reference:  # the same store and model directories, scored by the reference's code
+        runs[f"all_{args.reference}"] = score(work, "all", work / "catalog_reference.parquet",
+                                              args, log, checkout(args.reference, work))
+        runs["throughput_ratio"] = (runs["all"]["spectra_per_s"]
+                                    / runs[f"all_{args.reference}"]["spectra_per_s"])
     result = {"config": {"small": args.small, "n_galaxies": args.n_galaxies,
                          "n_stars": args.n_stars, "epochs": args.epochs, "device": args.device,
                          "data": built["data"]},
@@ -176,9 +175,18 @@ def main() -> int:
     print(f"objects scored: {ev['n_objects']} (BGS {ev['n_bgs']}, anomalies {ev['n_anomalies']}, "
           f"unscored {ev['n_unscored']}; not ingested: {ev['n_truth_not_in_catalog']} objects, "
           f"{ev['n_anomalies_not_in_catalog']} of them anomalies)")
-    print(f"outlier ROC AUC (BGS): {ev['auc']:.4f}   [bar >= 0.95]   (CHI2_GALAXY alone: "
+    print(f"outlier ROC AUC (BGS): {ev['auc']:.4f}   [bar >= 0.92]   (CHI2_GALAXY alone: "
           f"{ev['auc_chi2_galaxy']:.4f})")
-    print(f"true anomalies among the top 1%: {ev['top1pct_anomaly_fraction']:.3f}   [bar >= 0.5]")
+    print(f"true anomalies among the top 1%: {ev['top1pct_anomaly_fraction']:.3f}   [bar >= 0.6]; "
+          f"top 20: {ev['top20_anomaly_fraction']:.2f}")
+    if "q_below_0.1" in ev:
+        q = ev["q_below_0.1"]
+        print(f"q < 0.1: {q['n']} BGS objects, {q['anomaly_fraction']:.3f} true anomalies "
+              "[bar >= 0.8]")
+    if "brightest_2pct_normal" in ev:
+        b = ev["brightest_2pct_normal"]
+        print(f"brightest 2% of normal galaxies (median S/N {b['median_snr']:.1f}): median reduced "
+              f"chi2 {b['median_reduced_chi2']:.3f} [bar <= 1.1]")
     for name, fam in ev["auc_per_family"].items():
         print(f"  {name:22s} n={fam['n']:4d}  AUC {fam['auc']:.4f}")
     for rule, sg in ev["star_galaxy"].items():
@@ -187,6 +195,9 @@ def main() -> int:
               f"(galaxies {sg['clean_galaxies_correct']:.4f}, stars {sg['stars_correct']:.4f}); "
               f"star_contaminant as star {sg['star_contaminant_as_star']:.3f}")
     for name, run in runs.items():
+        if name == "throughput_ratio":
+            print(f"throughput this checkout / {args.reference}: {run:.2f}")
+            continue
         print(f"scoring store '{name}': {run['n_objects']} spectra in {run['seconds']:.1f} s = "
               f"{run['spectra_per_s']:.1f} spectra/s, peak RSS {run['peak_rss_mb']:.0f} MB")
     print(f"results: {args.json}")
