@@ -74,3 +74,25 @@ def scoring_setup(mock_desi_dir, tmp_path_factory):
                 collect_latents(autoencoder, store, "validation", 128, "cpu")).save(model_dir)
     return SimpleNamespace(root=root, store=root / "store", galaxy=root / "galaxy",
                            star=root / "star")
+
+
+@pytest.fixture(scope="session")
+def scored(scoring_setup, tmp_path_factory):
+    """``specsift train-flow`` then ``score`` on :func:`scoring_setup`: the models (copied, so
+    train-flow can rewrite them) and a FITS catalogue, shared by the catalogue, review and
+    browser tests."""
+    import shutil
+
+    from specsift.cli.main import main
+
+    root = tmp_path_factory.mktemp("cli_catalog")
+    for name in ("galaxy", "star"):
+        shutil.copytree(getattr(scoring_setup, name), root / name)
+    assert main(["-q", "train-flow", str(scoring_setup.store), "--model", str(root / "galaxy"),
+                 "--transforms", "2", "--hidden", "16", "--max-epochs", "4",
+                 "--device", "cpu"]) == 0
+    catalog = root / "catalog.fits"
+    assert main(["-q", "score", str(scoring_setup.store), "--galaxy-model", str(root / "galaxy"),
+                 "--star-model", str(root / "star"), "--out", str(catalog), "--device", "cpu",
+                 "--batch-size", "64", "--star-rule", "logp"]) == 0
+    return root, catalog

@@ -196,11 +196,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802
         if self.path != "/labels":
             return self._reply(HTTPStatus.NOT_FOUND, b"only POST /labels is served")
-        length = int(self.headers.get("Content-Length") or 0)
-        if not 0 < length <= 65536:
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit() or not 0 < int(length) <= 65536:
             return self._reply(HTTPStatus.BAD_REQUEST, b"a label post is a small JSON object")
         try:
-            post = json.loads(self.rfile.read(length))
+            post = json.loads(self.rfile.read(int(length)))
             if not isinstance(post, dict):
                 raise ValueError("not a JSON object")
             if post.get("fingerprint") != self.book.fingerprint:

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime import resolve_device
 
     if args.top < 1:
-        raise ValueError("--top must be at least 1")
+        raise SpecsiftInputError("--top must be at least 1")
     table, metadata = read_catalog(args.catalog)
     keep = None
     if args.sample:

@@ -37,9 +37,10 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..catalog.rerank import rerank_catalog
+    from ..errors import SpecsiftInputError
 
     if args.out.resolve() == args.catalog.resolve():
-        raise ValueError("--out must be a new file, not the catalogue itself")
+        raise SpecsiftInputError("--out must be a new file, not the catalogue itself")
     rerank_catalog(args.catalog, args.labels, args.out, method=args.method,
                    penalty=args.penalty, extra=tuple(args.features))
     return 0

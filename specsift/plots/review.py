@@ -499,10 +499,11 @@ def review_catalog(catalog, out, top: int = 500, order: str | None = None, store
     """
     from ..catalog import read_catalog
     from ..catalog.labels import catalog_fingerprint, read_labels
+    from ..errors import SpecsiftInputError
     from .records import open_sources, ranked_rows, spectrum_records
 
     if top < 1:
-        raise ValueError("--top must be at least 1")
+        raise SpecsiftInputError("--top must be at least 1")
     table, metadata = read_catalog(catalog)
     order = order or ("REVIEW_RANK" if "REVIEW_RANK" in table.colnames else "RANK")
     chosen = ranked_rows(table, top, order=order, path=catalog)

@@ -6,27 +6,10 @@ import re
 import shutil
 
 import numpy as np
-import pytest
 
 from specsift.catalog import read_catalog
 from specsift.cli.main import main
 from specsift.models.modeldir import ModelDir
-
-
-@pytest.fixture(scope="module")
-def scored(scoring_setup, tmp_path_factory):
-    """Models copied (so train-flow can rewrite them), a fresh flow, and a FITS catalogue."""
-    root = tmp_path_factory.mktemp("cli_catalog")
-    for name in ("galaxy", "star"):
-        shutil.copytree(getattr(scoring_setup, name), root / name)
-    assert main(["-q", "train-flow", str(scoring_setup.store), "--model", str(root / "galaxy"),
-                 "--transforms", "2", "--hidden", "16", "--max-epochs", "4",
-                 "--device", "cpu"]) == 0
-    catalog = root / "catalog.fits"
-    assert main(["-q", "score", str(scoring_setup.store), "--galaxy-model", str(root / "galaxy"),
-                 "--star-model", str(root / "star"), "--out", str(catalog), "--device", "cpu",
-                 "--batch-size", "64", "--star-rule", "logp"]) == 0
-    return root, catalog
 
 
 def test_train_flow_adds_a_hashed_flow_to_the_model_directory(scored):
