@@ -80,6 +80,8 @@ def _packed(values) -> str:
 
 
 def _value(value):
+    """A catalogue value as JSON: integers beyond 2**53 (DESI TARGETIDs are ~4e16) as text,
+    which JavaScript numbers would round to another object's id."""
     if isinstance(value, (bytes, np.bytes_)):
         value = value.decode("ascii", "replace")
     if isinstance(value, np.ndarray):
@@ -87,7 +89,7 @@ def _value(value):
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (np.integer, int)):
-        return int(value)
+        return int(value) if abs(int(value)) <= 2**53 else str(value)
     if isinstance(value, (np.floating, float)):
         return float(f"{value:.6g}") if np.isfinite(value) else None
     if np.ma.is_masked(value):
@@ -113,7 +115,7 @@ def review_objects(table, records: list[dict], bins: int = 700) -> tuple[str, li
                           [record["model_galaxy"], record.get("model_star")], factor)
         wave = binned["wave"] if wave is None else wave
         star = bool(row["IS_STAR"]) if "IS_STAR" in has else False
-        meta = {"id": _value(row["TARGETID"]), "rank": _value(row["RANK"]),
+        meta = {"id": str(_value(row["TARGETID"])), "rank": _value(row["RANK"]),
                 "reason": _value(row["OUTLIER_REASON"]) if "OUTLIER_REASON" in has else "",
                 "star": star, "z": _value(row["Z"]) if "Z" in has else None,
                 "chi2g": _value(record["chi2_galaxy"]), "chi2s": _value(record.get("chi2_star")),

@@ -25,10 +25,11 @@ def page_data(folder) -> tuple[dict, dict]:
     return json.loads(data), json.loads(config)
 
 
-def top_ids(table, column: str, n: int) -> list[int]:
-    """The first ``n`` scored TARGETIDs by ``column``, as the review page lists them."""
+def top_ids(table, column: str, n: int) -> list[str]:
+    """The first ``n`` scored TARGETIDs by ``column``, as the review page lists them (text:
+    a JavaScript number would round them)."""
     scored = table[np.isfinite(np.asarray(table["OUTLIER_SCORE"], dtype=float))]
-    return [int(t) for t in scored[np.argsort(scored[column], kind="stable")]["TARGETID"][:n]]
+    return [str(t) for t in scored[np.argsort(scored[column], kind="stable")]["TARGETID"][:n]]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def labels(catalog, tmp_path_factory):
     turn."""
     _, table, fingerprint = catalog
     kinds = ("interesting", "not_interesting", "artefact")
-    entries = {str(t): {"label": kinds[k % 3], "note": f"note {k}",
+    entries = {t: {"label": kinds[k % 3], "note": f"note {k}",
                         "time": f"2026-12-02T10:{k:02d}:00Z"}
                for k, t in enumerate(top_ids(table, "RANK", 12))}
     return write_labels(tmp_path_factory.mktemp("labels") / "labels.csv", entries, fingerprint,
@@ -73,6 +74,7 @@ def test_review_writes_a_self_contained_page_of_the_top_objects_in_rank_order(ca
     assert config["labels"] == {} and not (review / "labels.csv").exists()
     first = data["objects"][0]
     assert {"flux", "mg", "ms", "sw", "reason", "row"} <= set(first)
+    assert str(first["row"][1]) == first["id"]             # the TARGETID cell, exact
     assert config["columns"][:3] == ["RANK", "TARGETID", "OUTLIER_SCORE"]
 
 
@@ -142,7 +144,7 @@ def test_review_of_a_reranked_catalogue_lists_only_unlabelled_objects(catalog, l
                  "--device", "cpu"]) == 0
     shown = [o["id"] for o in page_data(out)[0]["objects"]]
     assert shown == top_ids(read_catalog(reviewed)[0], "REVIEW_RANK", 20)
-    assert not {str(t) for t in shown} & set(entries)
+    assert not set(shown) & set(entries)
 
 
 def test_rerank_refuses_labels_of_another_catalogue(catalog, tmp_path, capsys):
