@@ -208,9 +208,12 @@ def test_server_listens_on_loopback_only(server):
     server, _, _ = server
     host, port = server.httpd.server_address[:2]
     assert host == "127.0.0.1"
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.connect(("192.0.2.1", 9))           # no packet is sent: finds the outward address
-        outward = probe.getsockname()[0]
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))       # no packet is sent: finds the outward address
+            outward = probe.getsockname()[0]
+    except OSError:                               # no route at all
+        outward = "127.0.0.1"
     if outward.startswith("127."):
         pytest.skip("this machine has no non-loopback address to try")
     with pytest.raises(OSError):
