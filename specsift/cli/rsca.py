@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from ..atomic import atomic_path
+from ..errors import SpecsiftInputError
 
 __all__ = ["register"]
 
@@ -131,7 +132,7 @@ def run_fit(args) -> int:
     seed_everything(args.seed)
     species = _species(args.abundances) if args.abundances else None
     if species is None and not args.spectra:
-        raise ValueError("give --spectra, or --abundances to fit on abundance vectors")
+        raise SpecsiftInputError("give --spectra, or --abundances to fit on abundance vectors")
     fitted = fit_rsca(args.allstar, args.occam, spectra=args.spectra, abundances=species,
                       n_components=args.n_components, random_state=args.seed,
                       weighted=args.weighted, error_threshold=args.error_threshold,
@@ -156,7 +157,8 @@ def run_transform(args) -> int:
     model, config = load_model(args.model, device=args.device)
     if config["kind"] == "abundances":
         if not args.allstar:
-            raise ValueError("this model was fitted on abundances: give --allstar")
+            raise SpecsiftInputError("this model was fitted on abundances: give --allstar",
+                                         args.model)
         table = read_allstar(args.allstar)
         values = abundance_matrix(table, config["species"])
         ok = (values > MISSING / 2).all(1)
@@ -167,7 +169,7 @@ def run_transform(args) -> int:
                            (~ok).sum())
     else:
         if not args.spectra:
-            raise ValueError("give --spectra to embed")
+            raise SpecsiftInputError("give --spectra to embed")
         ids, embedding = embed_files(model, config, args.spectra, n_dims=args.n_dims)
     table = Table({"APOGEE_ID": ids.astype(str), "EMBEDDING": embedding.astype(np.float32)})
     table.meta["MODEL"] = str(args.model)

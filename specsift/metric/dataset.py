@@ -172,7 +172,7 @@ def load_rsca_data(allstar: str | Path, occam: str | Path, spectra=None, abundan
         return RSCAData(samples, values[samples.field], values[samples.members], None, None, None,
                         candidates)
     if spectra is None:
-        raise ValueError("give spectra files or abundance species")
+        raise SpecsiftInputError("give spectra files or abundance species")
     matrix = load_spectra(spectra, ids[samples.rows], error_threshold, windows, with_errors,
                           skip_bad=skip_bad)
     n_mem = len(samples.members)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
+from ..errors import SpecsiftInputError
 from ..preprocess.stellar_samples import DEFAULT_SPECIES, SUBSET_SPECIES, SampleConfig
 from .dataset import RSCAData, load_rsca_data
 from .doppelganger import doppelganger_rate, loco_evaluate
@@ -287,7 +288,7 @@ def run_report(allstar, occam, spectra, out, truth=None, n_components: int = 30,
     figure inputs come back in the :class:`Report` (``specsift.plots.rsca.draw_report``)."""
     unknown = set(only or ()) - set(EXPERIMENTS)
     if unknown:
-        raise ValueError(f"unknown experiment(s) {', '.join(sorted(unknown))}; choose from "
+        raise SpecsiftInputError(f"unknown experiment(s) {', '.join(sorted(unknown))}; choose from "
                          f"{', '.join(EXPERIMENTS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -106,7 +106,7 @@ def fit_rsca(allstar, occam, spectra=None, abundances=None, n_components: int = 
     pixel is censored instead of stopping (they are logged and counted in the config).
     """
     if spectra is None and abundances is None:
-        raise ValueError("give spectra files, or abundance species to fit on abundance vectors")
+        raise SpecsiftInputError("give spectra files, or abundance species to fit on abundance vectors")
     config = SampleConfig()
     data, windows, _ = load_censored(allstar, occam, spectra, abundances, config,
                                      error_threshold, ism_windows, weighted, random_state,
@@ -151,7 +151,7 @@ def evaluation_data(config: dict, allstar, occam, spectra=None,
     """The samples a fitted model (its ``config``) is evaluated on, censored as at fit time."""
     species = config["species"] if config["kind"] == "abundances" else None
     if species is None and not spectra:
-        raise ValueError("this model was fitted on spectra: give spectra files")
+        raise SpecsiftInputError("this model was fitted on spectra: give spectra files")
     return load_rsca_data(allstar, occam, spectra=spectra, abundances=species,
                           config=SampleConfig.from_dict(config["sample_config"]),
                           error_threshold=config["error_threshold"],

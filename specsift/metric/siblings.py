@@ -63,7 +63,7 @@ class SiblingSearch:
         """The ``top`` stars closest to ``star`` (itself excluded), nearest first: distance,
         distance in median sibling distances, and the chance a field pair is that close."""
         if top < 1:
-            raise ValueError(f"top must be at least 1, got {top}")
+            raise SpecsiftInputError(f"--top must be at least 1, got {top}")
         d = np.sqrt(((self.embedding - self._vector(star)) ** 2).sum(1))
         d[self._row[str(star).strip()]] = np.inf
         order = np.argsort(d, kind="stable")[:min(top, len(d) - 1)]
