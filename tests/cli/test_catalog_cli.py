@@ -85,3 +85,24 @@ def test_score_refuses_a_model_whose_weights_were_modified(scored, scoring_setup
                  "--star-model", str(star), "--out", str(tmp_path / "c.parquet"),
                  "--device", "cpu"])
     assert code == 2 and "sha256" in capsys.readouterr().err
+
+
+def test_gallery_reports_bad_input_in_one_line(scored, tmp_path, capsys):
+    _, catalog = scored
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    junk = tmp_path / "junk.parquet"
+    junk.write_text("not a catalogue")
+    out = ["--out", str(tmp_path / "gallery"), "--device", "cpu"]
+    for argv, words in (([str(catalog), "--top", "0"], ("--top",)),
+                        ([str(tmp_path / "none.parquet")], ("none.parquet",)),
+                        ([str(junk)], ("junk.parquet", "not a readable catalogue")),
+                        ([str(catalog), "--store", str(empty)], ("not a specsift store",)),
+                        ([str(catalog), "--galaxy-model", str(empty)], ("empty",))):
+        capsys.readouterr()
+        assert main(["-q", "gallery", *argv, *out]) == 2, argv
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and "Traceback" not in err, err
+        assert all(w in lines[0] for w in words), err
+    assert not list((tmp_path / "gallery").glob("*.png"))

@@ -104,3 +104,172 @@ def test_report_writes_tables_and_figures(mock_apogee_dir, tmp_path):
     assert rows[-1]["input"] == "true_abundances_oracle"
     table1 = json.loads((out / "table1_top_n.json").read_text())
     assert [r["n_dims"] for r in table1] == sorted(r["n_dims"] for r in table1)
+
+
+def _spectra(d):
+    return ["--spectra", str(d / "spectra-mock.fits"), "--allstar", str(d / "allStar-mock.fits")]
+
+
+def _json_out(capsys, argv):
+    capsys.readouterr()
+    assert main(["-q", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _one_line_error(capsys, argv, *words):
+    capsys.readouterr()
+    assert main(["-q", *argv]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert all(w in lines[0] for w in words), err
+
+
+@pytest.fixture(scope="module")
+def largest_cluster(fitted, mock_apogee_dir):
+    """The searchable members (pass the model's field cuts) of the mock's largest cluster."""
+    from specsift.io.catalogs import read_allstar, read_occam
+    from specsift.preprocess.stellar_samples import SampleConfig, giant_cuts, select_samples
+
+    config = SampleConfig.from_dict(json.loads((fitted / "config.json").read_text())
+                                    ["sample_config"])
+    table = read_allstar(mock_apogee_dir / "allStar-mock.fits")
+    samples = select_samples(table, read_occam(mock_apogee_dir / "occam_member-mock.fits"),
+                             config)
+    ids = np.asarray(table["APOGEE_ID"]).astype(str)
+    searchable = giant_cuts(table, config)[samples.members]
+    names, counts = np.unique(samples.clusters[searchable], return_counts=True)
+    biggest = names[np.argmax(counts)]
+    mates = ids[samples.members][searchable & (samples.clusters == biggest)]
+    assert len(mates) >= 8
+    return sorted(mates), int(giant_cuts(table, config).sum())
+
+
+def test_siblings_lists_a_members_own_cluster_first(fitted, mock_apogee_dir, largest_cluster,
+                                                    capsys):
+    mates, n_searched = largest_cluster
+    scale = load_model(fitted)[1]["reference"]["sibling_scale"][0]
+    first_mate, in_top10, mate_units = [], 0, []
+    for star in mates:
+        rows = _json_out(capsys, ["rsca", "siblings", str(fitted), *_spectra(mock_apogee_dir),
+                                  "--id", star, "--top", "1000"])
+        listed = [r["APOGEE_ID"] for r in rows]
+        assert len(rows) == n_searched - 1 and star not in listed
+        distances = [r["DISTANCE"] for r in rows]
+        assert distances == sorted(distances)
+        assert [r["P_FIELD_PAIR"] for r in rows] == sorted(r["P_FIELD_PAIR"] for r in rows)
+        for r in rows:
+            assert r["SIBLING_UNITS"] == pytest.approx(r["DISTANCE"] / scale)
+        ranks = [listed.index(m) for m in mates if m != star]
+        first_mate.append(min(ranks))
+        in_top10 += sum(k < 10 for k in ranks)
+        mate_units += [rows[k]["SIBLING_UNITS"] for k in ranks]
+    # every member finds a cluster-mate among its first 10 of ~280 stars, and the first 10
+    # hold cluster-mates at least 5x as often as a random ranking would
+    assert max(first_mate) < 10, first_mate
+    chance = len(mates) * 10 * (len(mates) - 1) / (n_searched - 1)
+    assert in_top10 > 5 * chance, (in_top10, chance)
+    # distances come in units of the median sibling distance: a typical cluster pair is ~1
+    assert 0.5 < np.median(mate_units) < 2
+
+
+def test_siblings_text_output_and_top(fitted, mock_apogee_dir, largest_cluster, capsys):
+    star = largest_cluster[0][0]
+    capsys.readouterr()
+    assert main(["-q", "rsca", "siblings", str(fitted), *_spectra(mock_apogee_dir), "--id", star,
+                 "--top", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "x median sibling" in lines[0] and len(lines) == 4
+    top3 = _json_out(capsys, ["rsca", "siblings", str(fitted), *_spectra(mock_apogee_dir),
+                              "--id", star, "--top", "3"])
+    assert [line.split()[0] for line in lines[1:]] == [r["APOGEE_ID"] for r in top3]
+
+
+def test_pair_agrees_with_siblings(fitted, mock_apogee_dir, largest_cluster, capsys):
+    star = largest_cluster[0][0]
+    rows = _json_out(capsys, ["rsca", "siblings", str(fitted), *_spectra(mock_apogee_dir),
+                              "--id", star, "--top", "1000"])
+    near, far = rows[0], rows[-1]
+    for other in (near, far):
+        answer = _json_out(capsys, ["rsca", "pair", str(fitted), star, other["APOGEE_ID"],
+                                    *_spectra(mock_apogee_dir)])
+        assert answer["APOGEE_ID_1"] == star and answer["APOGEE_ID_2"] == other["APOGEE_ID"]
+        for key in ("DISTANCE", "SIBLING_UNITS", "P_FIELD_PAIR"):
+            assert answer[key] == pytest.approx(other[key], rel=1e-5)
+        assert answer["alike"] == (other["SIBLING_UNITS"] < 1)
+        back = _json_out(capsys, ["rsca", "pair", str(fitted), other["APOGEE_ID"], star,
+                                  *_spectra(mock_apogee_dir)])
+        assert back["DISTANCE"] == pytest.approx(answer["DISTANCE"], rel=1e-5)
+    assert far["SIBLING_UNITS"] > 1 and far["P_FIELD_PAIR"] > 0.5
+    capsys.readouterr()
+    assert main(["-q", "rsca", "pair", str(fitted), star, far["APOGEE_ID"],
+                 *_spectra(mock_apogee_dir)]) == 0
+    assert "not alike" in capsys.readouterr().out
+
+
+def test_siblings_and_pair_bad_input_is_one_line(fitted, mock_apogee_dir, largest_cluster,
+                                                 tmp_path, capsys):
+    from astropy.io import fits
+
+    d = mock_apogee_dir
+    star = largest_cluster[0][0]
+    siblings = ["rsca", "siblings", str(fitted), *_spectra(d)]
+    _one_line_error(capsys, [*siblings, "--id", "2M00000000+0000000"],
+                    "2M00000000+0000000", "not in the allStar catalogue")
+    table = Table.read(d / "allStar-mock.fits", hdu=1)
+    teff = np.asarray(table["TEFF"], float)
+    outside = str(table["APOGEE_ID"][np.argmax(teff)])  # the hottest star: outside the Teff box
+    _one_line_error(capsys, [*siblings, "--id", outside], outside, "outside the model's field cuts")
+    _one_line_error(capsys, [*siblings, "--id", star, "--top", "0"], "--top")
+    _one_line_error(capsys, ["rsca", "pair", str(fitted), star, "2M00000000+0000000",
+                             *_spectra(d)], "2M00000000+0000000")
+    shifted = tmp_path / "shifted.fits"  # spectra on another wavelength grid than the model's
+    with fits.open(d / "spectra-mock.fits") as hdul:
+        hdul["WAVE"].data = hdul["WAVE"].data * 1.001
+        hdul.writeto(shifted)
+    _one_line_error(capsys, ["rsca", "siblings", str(fitted), "--spectra", str(shifted),
+                             "--allstar", str(d / "allStar-mock.fits"), "--id", star],
+                    "differs from the model's")
+    abundances = tmp_path / "abund"
+    assert main(["-q", "rsca", "fit", *_catalogues(d), "--abundances", "subset", "--out",
+                 str(abundances)]) == 0
+    _one_line_error(capsys, ["rsca", "siblings", str(abundances), *_spectra(d), "--id", star],
+                    "fitted on spectra")
+    _one_line_error(capsys, ["rsca", "transform", str(abundances), "--out",
+                             str(tmp_path / "e.fits")], "--allstar")
+    _one_line_error(capsys, ["rsca", "evaluate", str(fitted), *_catalogues(d)], "spectra")
+    _one_line_error(capsys, ["rsca", "fit", *_catalogues(d), "--out", str(tmp_path / "m")],
+                    "--spectra")
+    _one_line_error(capsys, ["rsca", "report", *_catalogues(d), "--spectra",
+                             str(d / "spectra-mock.fits"), "--out", str(tmp_path / "r"),
+                             "--only", "fig99"], "fig99")
+
+
+def test_fit_skip_bad_skips_and_reports_a_fully_masked_star(mock_apogee_dir, tmp_path, capsys,
+                                                            caplog):
+    from astropy.io import fits
+
+    from specsift.io.catalogs import read_allstar, read_occam
+    from specsift.preprocess.stellar_samples import select_samples
+
+    d = mock_apogee_dir
+    table = read_allstar(d / "allStar-mock.fits")
+    samples = select_samples(table, read_occam(d / "occam_member-mock.fits"))
+    bad = str(table["APOGEE_ID"][samples.field[3]])
+    spectra = tmp_path / "spectra-one-bad.fits"
+    with fits.open(d / "spectra-mock.fits") as hdul:
+        ids = [str(i).strip() for i in hdul["APOGEE_ID"].data["APOGEE_ID"]]
+        hdul["ERROR"].data[ids.index(bad)] = 1.0  # above the error threshold: all censored
+        hdul.writeto(spectra)
+    fit = ["rsca", "fit", *_catalogues(d), "--spectra", str(spectra), "--n-components", "4",
+           "--ism-windows", "none", "--device", "cpu"]
+    _one_line_error(capsys, [*fit, "--out", str(tmp_path / "stopped")], bad,
+                    "every pixel of this spectrum is censored")
+    assert not (tmp_path / "stopped" / MODEL_FILE).exists()
+    assert main(["-q", *fit, "--out", str(tmp_path / "m"), "--skip-bad"]) == 0
+    captured = capsys.readouterr()
+    assert "1 star(s) skipped" in captured.out
+    assert bad in captured.err  # the warning names the star
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["skipped_stars"] == [bad]
+    assert config["n_field"] == len(samples.field) - 1
