@@ -49,9 +49,8 @@ def scoring_setup(mock_desi_dir, tmp_path_factory):
     """
     from types import SimpleNamespace
 
-    from specsift.cli.train_flow import collect_latents
     from specsift.models import configs
-    from specsift.models.flow import LatentFlow
+    from specsift.models.flow import LatentFlow, collect_latents
     from specsift.models.modeldir import ModelDir
     from specsift.models.training import AutoencoderTrainer
     from specsift.store import SpectraStore, ingest

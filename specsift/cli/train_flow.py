@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-__all__ = ["register", "collect_latents"]
+__all__ = ["register"]
 
 logger = logging.getLogger("specsift.flow")
 
@@ -35,30 +35,9 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run, outputs=("model",))
 
 
-def collect_latents(autoencoder, store, split: str, batch_size: int, device) -> "np.ndarray":
-    """Latents of every unflagged object of one split; flagged objects are counted and logged."""
-    import numpy as np
-
-    from ..errors import SpecsiftInputError
-    from ..models.inference import encode_batches
-
-    kept, flagged = [], 0
-    for batch in encode_batches(autoencoder, store, batch_size=batch_size, split=split,
-                                device=str(device)):
-        ok = batch["flag"] == 0
-        flagged += int((~ok).sum())
-        kept.append(np.asarray(batch["latents"])[ok])
-    if flagged:
-        logger.warning("%s split: %d flagged objects left out of the flow fit", split, flagged)
-    if not sum(len(k) for k in kept):
-        raise SpecsiftInputError(f"the {split} split holds no usable objects",
-                                 path=getattr(store, "path", None))
-    return np.concatenate(kept)
-
-
 def run(args: argparse.Namespace) -> int:
     from ..catalog.calibration import calibrate_outliers, save_calibration
-    from ..models.flow import LatentFlow
+    from ..models.flow import LatentFlow, collect_latents
     from ..models.modeldir import ModelDir
     from ..runtime import resolve_device, seed_everything
     from ..store import SpectraStore

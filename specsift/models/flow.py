@@ -23,7 +23,7 @@ import torch
 from ..errors import SpecsiftInputError
 from ..runtime import progress, resolve_device
 
-__all__ = ["LatentFlow", "FLOW_WEIGHTS"]
+__all__ = ["LatentFlow", "FLOW_WEIGHTS", "collect_latents"]
 
 logger = logging.getLogger("specsift.flow")
 
@@ -225,3 +225,23 @@ class LatentFlow:
         self.flow_.load_state_dict({k.removeprefix("flow."): v for k, v in state.items()})
         self.flow_.to(resolve_device(device)).eval()
         return self
+
+
+def collect_latents(autoencoder, store, split: str, batch_size: int = 512,
+                    device="cpu") -> np.ndarray:
+    """Latents of every unflagged object of one ``split`` of ``store``: what
+    :meth:`LatentFlow.fit` is fitted on. Flagged objects are counted and logged."""
+    from .inference import encode_batches
+
+    kept, flagged = [], 0
+    for batch in encode_batches(autoencoder, store, batch_size=batch_size, split=split,
+                                device=str(device)):
+        ok = batch["flag"] == 0
+        flagged += int((~ok).sum())
+        kept.append(np.asarray(batch["latents"])[ok])
+    if flagged:
+        logger.warning("%s split: %d flagged objects left out of the flow fit", split, flagged)
+    if not sum(len(k) for k in kept):
+        raise SpecsiftInputError(f"the {split} split holds no usable objects",
+                                 path=getattr(store, "path", None))
+    return np.concatenate(kept)
