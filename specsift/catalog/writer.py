@@ -22,6 +22,7 @@ from astropy.table import Table
 
 from ..atomic import atomic_path
 from ..errors import SpecsiftInputError
+from ..store.tables import arrow_to_table, table_to_arrow
 
 __all__ = ["CatalogParts", "write_catalog", "read_catalog", "catalog_format", "METADATA_KEY"]
 
@@ -96,37 +97,6 @@ class CatalogParts:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-# -- conversion between astropy tables and arrow tables ----------------------------------------
-
-def _column_to_arrow(column) -> pa.Array:
-    data = np.asarray(column)
-    mask = np.ma.getmaskarray(column) if hasattr(column, "mask") else None
-    if data.dtype.kind == "S":
-        data = np.char.decode(data, "ascii", errors="replace")
-    if data.dtype.kind == "U":
-        data = np.char.rstrip(data)
-    if data.ndim == 1:
-        return pa.array(data, mask=mask if mask is not None and mask.any() else None)
-    width = int(np.prod(data.shape[1:]))
-    return pa.FixedSizeListArray.from_arrays(pa.array(data.reshape(-1)), width)
-
-
-def _column_from_arrow(column: pa.ChunkedArray) -> np.ndarray:
-    if pa.types.is_fixed_size_list(column.type):
-        width = column.type.list_size
-        flat = pa.concat_arrays([chunk.flatten() for chunk in column.chunks]) if column.num_chunks \
-            else pa.array([], type=column.type.value_type)
-        return flat.to_numpy(zero_copy_only=False).reshape(-1, width)
-    if column.null_count:
-        if pa.types.is_string(column.type):
-            fill = ""
-        else:
-            fill = False if pa.types.is_boolean(column.type) else 0
-        values = column.fill_null(pa.scalar(fill, column.type)).to_numpy(zero_copy_only=False)
-        return np.ma.masked_array(values, mask=column.is_null().to_numpy(zero_copy_only=False))
-    return column.to_numpy(zero_copy_only=False)
-
-
 def _fits_card_value(value):
     return value if isinstance(value, (bool, int, float, str)) else json.dumps(value)
 
@@ -151,8 +121,7 @@ def write_catalog(table: Table, out: str | Path, metadata: dict) -> Path:
             hdu.header[METADATA_KEY.upper()] = blob
             fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp, overwrite=True)
         else:
-            arrow = pa.table({name: _column_to_arrow(table[name]) for name in table.colnames})
-            arrow = arrow.replace_schema_metadata({METADATA_KEY: blob})
+            arrow = table_to_arrow(table).replace_schema_metadata({METADATA_KEY: blob})
             pq.write_table(arrow, tmp)
     logger.info("wrote %s (%d objects)", out, len(table))
     return out
@@ -178,5 +147,4 @@ def read_catalog(path: str | Path) -> tuple[Table, dict]:
         raise SpecsiftInputError(f"not a readable catalogue ({error})", path=path) from None
     raw = (arrow.schema.metadata or {}).get(METADATA_KEY.encode())
     metadata = json.loads(raw) if raw else {}
-    table = Table({name: _column_from_arrow(arrow[name]) for name in arrow.column_names})
-    return table, metadata
+    return arrow_to_table(arrow), metadata

@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..errors import SpecsiftInputError
+
 __all__ = ["register"]
 
 logger = logging.getLogger("specsift.models")
@@ -30,7 +32,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from astropy.table import Table, vstack
 
     from ..atomic import atomic_path
     from ..models.inference import encode_batches
@@ -38,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from ..models.modeldir import ModelDir
     from ..runtime import progress, resolve_device
     from ..store import SpectraStore
+    from ..store.tables import table_to_arrow
 
     suffix = args.out.suffix.lower()
     if suffix not in (".parquet", ".fits"):
@@ -55,49 +59,31 @@ def run(args: argparse.Namespace) -> int:
         for batch in encode_batches(autoencoder, store, batch_size=args.batch_size,
                                     split=args.split, device=device):
             rows = batch["row"]
-            latents = batch["latents"].astype(np.float32)
-            table = pa.table({
-                **{name: pa.array(values[rows]) for name, values in columns.items()},
-                "LATENTS": pa.FixedSizeListArray.from_arrays(pa.array(latents.reshape(-1)),
-                                                             latents.shape[1]),
-                "CHI2": pa.array(batch["chi2"].astype(np.float32)),
-                "N_GOOD": pa.array(batch["n_good"].astype(np.int32)),
-                "FLAG": pa.array(batch["flag"].astype(np.int32)),
-                "ROW": pa.array(rows.astype(np.int64))})
+            table = Table({**{name: values[rows] for name, values in columns.items()},
+                           "LATENTS": batch["latents"].astype(np.float32),
+                           "CHI2": batch["chi2"].astype(np.float32),
+                           "N_GOOD": batch["n_good"].astype(np.int32),
+                           "FLAG": batch["flag"].astype(np.int32),
+                           "ROW": rows.astype(np.int64)})
             for bit in flag_counts:
                 flag_counts[bit] += int(((batch["flag"] & bit) > 0).sum())
             if suffix == ".parquet":
-                import pyarrow.parquet as pq
-
-                writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
-                writer.write_table(table)
+                arrow = table_to_arrow(table)
+                writer = writer or pq.ParquetWriter(tmp, arrow.schema, compression="zstd")
+                writer.write_table(arrow)
             else:  # FITS cannot be appended row-wise; the per-object table is small
                 parts.append(table)
             bar.update(len(rows))
         bar.close()
         if writer is not None:
             writer.close()
-        if suffix == ".fits":
-            _write_fits(tmp, pa.concat_tables(parts) if parts else None, autoencoder.n_latent)
-        elif writer is None:
+        if writer is None and not parts:
             raise SpecsiftInputError("no objects selected: nothing to encode")
+        if parts:
+            vstack(parts).write(tmp, format="fits", overwrite=True)
     for bit, count in flag_counts.items():
         if count:
             logger.warning("%d objects flagged: %s (FLAG & %d)", count, FLAG_NAMES[bit], bit)
     logger.info("wrote %s (%d objects)", args.out, n_total)
     return 0
 
-
-def _write_fits(path, table, n_latent: int) -> None:
-    from astropy.table import Table
-
-    if table is None:
-        raise SpecsiftInputError("no objects selected: nothing to encode")
-    columns = {}
-    for name in table.column_names:
-        values = table.column(name).combine_chunks()
-        if name == "LATENTS":
-            columns[name] = values.values.to_numpy().reshape(-1, n_latent)
-        else:
-            columns[name] = values.to_numpy(zero_copy_only=False)
-    Table(columns).write(path, format="fits", overwrite=True)

@@ -17,18 +17,35 @@ from astropy.table import MaskedColumn, Table
 
 from ..atomic import atomic_path
 
-__all__ = ["table_to_arrow", "arrow_to_table", "write_table", "read_table"]
+__all__ = ["column_to_arrow", "table_to_arrow", "arrow_to_table", "write_table", "read_table"]
 
 _SHAPE_KEY = b"specsift_shape"
 
 
-def _column_to_arrow(col) -> tuple[pa.Array, dict]:
-    data = np.asarray(np.ma.getdata(col))
-    mask = np.ma.getmaskarray(col) if np.ma.is_masked(col) else None
+def column_to_arrow(column, name: str = "column") -> tuple[pa.Array, dict]:
+    """One astropy/numpy column as an Arrow array and the field metadata that restores it.
+
+    The package's one conversion (the store's tables and the catalogues use it): bytes become
+    UTF-8 text with FITS's trailing blanks dropped, big-endian numbers native ones, masked
+    entries nulls, and a vector column (N, ...) a fixed-size list whose shape is kept in the
+    field metadata. A column of other Python objects raises TypeError naming ``name``.
+
+    Example:
+        >>> array, metadata = column_to_arrow(np.array([b"STAR  ", b"GALAXY"]))
+        >>> array.to_pylist(), metadata
+        (['STAR', 'GALAXY'], {})
+    """
+    data = np.asarray(np.ma.getdata(column))
+    mask = np.ma.getmaskarray(column) if np.ma.is_masked(column) else None
+    if data.dtype.kind == "O":
+        if not all(isinstance(v, (str, bytes)) for v in data.reshape(-1)):
+            raise TypeError(f"column {name} holds Python objects, not numbers or text")
+        data = np.array([v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+                         for v in data.reshape(-1)], dtype=str).reshape(data.shape)
     if data.dtype.kind == "S":
         data = np.char.decode(data, "utf-8", "replace")
-    if data.dtype.kind == "O":
-        data = data.astype(str)
+    if data.dtype.kind == "U":
+        data = np.char.rstrip(data)
     if not data.dtype.isnative:  # FITS columns are big-endian; Arrow wants native order
         data = data.astype(data.dtype.newbyteorder("="))
     shape = data.shape[1:]
@@ -46,7 +63,7 @@ def table_to_arrow(table: Table) -> pa.Table:
     """An Arrow table with one field per column; vector columns become fixed-size lists."""
     fields, arrays = [], []
     for name in table.colnames:
-        array, metadata = _column_to_arrow(table[name])
+        array, metadata = column_to_arrow(table[name], name)
         fields.append(pa.field(name, array.type, metadata=metadata or None))
         arrays.append(array)
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))

@@ -56,3 +56,23 @@ def test_parts_are_kept_for_the_same_inputs_and_discarded_for_others(tmp_path):
     with pytest.raises(RuntimeError, match="not scored"):
         parts.read(3)
     assert CatalogParts(out, {"store": "b", "n": 10}).prepare().done() == set()
+
+
+def test_parquet_catalog_uses_the_store_conversion(tmp_path):
+    """One converter: masks, vector shapes and FITS-padded text survive a catalogue as they
+    survive a store table."""
+    import pyarrow.parquet as pq
+    from astropy.table import MaskedColumn
+
+    from specsift.store.tables import table_to_arrow
+
+    table = _table()
+    table["CUBE"] = np.arange(12.0).reshape(3, 2, 2)
+    table["MZ"] = MaskedColumn([0.1, 0.2, 0.3], mask=[False, True, False])
+    table["PADDED"] = np.array([b"STAR  ", b"GALAXY", b"QSO   "])
+    path = write_catalog(table, tmp_path / "cat.parquet", METADATA)
+    assert pq.read_table(path).schema.remove_metadata() == table_to_arrow(table).schema
+    back, _ = read_catalog(path)
+    np.testing.assert_array_equal(back["CUBE"], table["CUBE"])
+    assert back["MZ"].mask.tolist() == [False, True, False]
+    assert back["PADDED"].tolist() == ["STAR", "GALAXY", "QSO"]

@@ -79,3 +79,24 @@ def test_tampered_weights_stop_encoding_with_a_clean_error(trained, tmp_path, ca
     error = capsys.readouterr().err
     assert "sha256" in error and "Traceback" not in error
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_encode_fits_matches_parquet_and_other_suffixes_are_refused(trained, tmp_path, capsys):
+    from astropy.table import Table
+
+    from specsift.store.tables import read_table
+
+    root, store, model = trained
+    for name in ("l.parquet", "l.fits"):
+        assert main(["-q", "encode", str(store), "--model", str(model), "--out",
+                     str(tmp_path / name), "--device", "cpu", "--batch-size", "16"]) == 0
+    parquet, fits_table = read_table(tmp_path / "l.parquet"), Table.read(tmp_path / "l.fits")
+    fits_table.convert_bytestring_to_unicode()
+    assert parquet.colnames == fits_table.colnames
+    for name in parquet.colnames:
+        np.testing.assert_array_equal(np.asarray(parquet[name]), np.asarray(fits_table[name]))
+    capsys.readouterr()
+    assert main(["-q", "encode", str(store), "--model", str(model), "--out",
+                 str(tmp_path / "l.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and ".parquet or .fits" in err

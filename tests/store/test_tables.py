@@ -31,3 +31,14 @@ def test_round_trip_keeps_values_types_masks_and_shapes(tmp_path):
     assert back["MZ"].mask.tolist() == [False, True, False] and back["MZ"][2] == 0.3
     assert back["MI"].dtype == np.int16 and back["MI"].mask.tolist() == [True, False, False]
     assert read_table(tmp_path / "t.parquet", ["ID"]).colnames == ["ID"]
+
+
+def test_text_objects_become_strings_and_other_objects_are_refused():
+    import pytest
+
+    from specsift.store.tables import column_to_arrow
+
+    array, _ = column_to_arrow(np.array(["a  ", b"b"], dtype=object))
+    assert array.to_pylist() == ["a", "b"]
+    with pytest.raises(TypeError, match="BROKEN"):
+        column_to_arrow(np.array([object(), 1], dtype=object), "BROKEN")
