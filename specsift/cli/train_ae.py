@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..models.configs import SIZES
+
 __all__ = ["register"]
 
 logger = logging.getLogger("specsift.models")
@@ -21,11 +23,12 @@ def register(subparsers) -> None:
     parser.add_argument("store", type=Path, help="store folder written by `specsift ingest`")
     parser.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR")
     parser.add_argument("--latents", type=int, default=6, help="latent dimensions S (default 6)")
-    parser.add_argument("--size", choices=("small", "paper"), default="small",
+    parser.add_argument("--size", choices=tuple(SIZES), default="small",
                         help="small: CPU in minutes; paper: SPENDER widths for GPUs")
+    steps = ", ".join(f"{size['rest_step']:g} {name}" for name, size in SIZES.items())
     parser.add_argument("--rest-step", type=float, default=None,
-                        help="rest-frame pixel of the decoder in Angstrom (default: the size's, "
-                             "1.0 small, 0.8 paper); finer resolves the narrow lines of stars")
+                        help=f"rest-frame pixel of the decoder in Angstrom (default: the size's, "
+                             f"{steps}); finer resolves the narrow lines of stars")
     parser.add_argument("--epochs", type=int, default=30, help="total epochs of both phases")
     parser.add_argument("--phase1-fraction", type=float, default=0.6,
                         help="share of the epochs spent on phase 1 (fidelity only)")

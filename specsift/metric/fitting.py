@@ -97,16 +97,18 @@ def fit_rsca(allstar, occam, spectra=None, abundances=None, n_components: int = 
              random_state: int = 0, weighted: bool = False,
              error_threshold: float = ERROR_THRESHOLD, ism_windows: str = "detect",
              plate_robust: bool = True, plate_column: str | None = None,
-             skip_bad: bool = False, device: str = "cpu") -> FittedRSCA:
+             skip_bad: bool = False, device: str = "auto") -> FittedRSCA:
     """Fit RSCA from an allStar catalogue, an OCCAM member list and spectra (or abundances).
 
     ``plate_robust`` (default) keeps the metric from learning the plate (see
     :class:`~specsift.metric.rsca.LatentMetric`); the plates come from ``plate_column`` of the
     allStar (default: LOCATION_ID, FIELD or PLATE). ``skip_bad`` drops stars whose every
     pixel is censored instead of stopping (they are logged and counted in the config).
+    ``device``: where the PPCA runs (``"auto"``: CUDA when present), as for the trainers.
     """
     if spectra is None and abundances is None:
-        raise SpecsiftInputError("give spectra files, or abundance species to fit on abundance vectors")
+        raise SpecsiftInputError("give spectra files, or abundance species to fit on abundance "
+                                 "vectors")
     config = SampleConfig()
     data, windows, _ = load_censored(allstar, occam, spectra, abundances, config,
                                      error_threshold, ism_windows, weighted, random_state,

@@ -1,0 +1,86 @@
+"""One spelling and one default per option across the verbs, and the library's defaults in the
+CLI: ``--device`` is "auto" everywhere, the seed is ``--seed`` everywhere, and a verb's defaults
+and help texts say what the library it calls does."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from specsift.cli.main import build_parser
+
+
+def _verbs(parser=None, path=()):
+    """(verb path, parser) of every verb and sub-verb."""
+    parser = parser or build_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*path, name), sub
+                yield from _verbs(sub, (*path, name))
+
+
+def _options(parser):
+    return [a for a in parser._actions if a.option_strings and a.dest != "help"]
+
+
+def _parser(*path):
+    return dict(_verbs())[path]
+
+
+def test_device_defaults_to_auto_and_the_seed_is_seed_in_every_verb():
+    devices = seeds = 0
+    for path, parser in _verbs():
+        for action in _options(parser):
+            names = " ".join(action.option_strings)
+            if action.dest == "device":
+                devices += 1
+                assert action.default == "auto", (path, names)
+            if any(word in action.dest for word in ("seed", "random_state", "rng")):
+                seeds += 1
+                assert action.option_strings == ["--seed"] and action.dest == "seed", (path, names)
+    assert devices >= 10 and seeds >= 5
+
+
+def test_train_ae_help_gives_each_sizes_rest_step():
+    from specsift.models.configs import SIZES
+
+    action = next(a for a in _options(_parser("train-ae")) if a.dest == "rest_step")
+    for name, size in SIZES.items():
+        assert f"{size['rest_step']:g} {name}" in action.help
+    size = next(a for a in _options(_parser("train-ae")) if a.dest == "size")
+    assert tuple(size.choices) == tuple(SIZES)
+
+
+@pytest.mark.parametrize("path, target, renamed", [
+    (("train-ae",), "specsift.models.training:AutoencoderTrainer", {"rest_step": None}),
+    (("train-flow",), "specsift.models.flow:LatentFlow", {"batch_size": None}),
+    # the library's inference functions run where they are told (cpu by default); the CLI
+    # resolves "auto" before it calls them
+    (("train-flow",), "specsift.models.flow:collect_latents", {"device": None}),
+    (("evaluate-ae",), "specsift.models.evaluation:evaluate", {"device": None}),
+    (("rsca", "fit"), "specsift.metric.fitting:fit_rsca",
+     {"seed": "random_state", "paper": None, "abundances": None}),
+    (("rsca", "report"), "specsift.metric.experiments:run_report",
+     {"seed": "random_state", "paper": None, "truth": None}),
+])
+def test_verb_defaults_are_the_librarys(path, target, renamed):
+    """Where a verb repeats a default of the function it calls, the two agree."""
+    import importlib
+    import inspect
+
+    module, name = target.split(":")
+    signature = inspect.signature(getattr(importlib.import_module(module), name))
+    compared = 0
+    for action in _options(_parser(*path)):
+        param = renamed.get(action.dest, action.dest)
+        if param is None or param not in signature.parameters:
+            continue
+        default = signature.parameters[param].default
+        if default is inspect.Parameter.empty:
+            continue
+        cli = tuple(action.default) if isinstance(action.default, list) else action.default
+        assert cli == default, (path, action.dest, cli, default)
+        compared += 1
+    assert compared >= 1, path
