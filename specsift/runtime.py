@@ -41,12 +41,26 @@ def progress(iterable=None, **kwargs):
 
 
 def resolve_device(device: str = "auto"):
-    """Map ``auto`` to CUDA when a GPU is present, else CPU; pass explicit names through."""
+    """Map ``auto`` to CUDA when a GPU is present, else CPU; pass explicit names through.
+
+    A name torch does not know, or CUDA on a machine without a GPU, raises
+    :class:`~specsift.errors.SpecsiftInputError` (one line from the CLI).
+    """
     import torch
 
-    if device == "auto":
+    from .errors import SpecsiftInputError
+
+    if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise SpecsiftInputError(f"unknown device {device!r} (--device): use auto, cpu, cuda or "
+                                 "cuda:N") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise SpecsiftInputError(f"device {device!r} (--device) asks for CUDA, but torch sees no "
+                                 "GPU here; use auto or cpu")
+    return resolved
 
 
 def seed_everything(seed: int) -> None:

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import SpecsiftInputError
-from .rsca import LatentMetric
+from .rsca import LatentMetric, check_n_dims
 
 __all__ = ["cluster_distances", "doppelganger_rate", "loco_evaluate", "DoppelgangerResult",
            "PlateCheck", "ClusterDistances", "MAX_DV", "MAX_DAK"]
@@ -292,6 +292,7 @@ def loco_evaluate(z_field, z_members, clusters, member_v, member_ak, field_v, fi
             ("" for none), left out of the plate-safe rate and the checks.
     """
     clusters = np.asarray(clusters).astype(str)
+    check_n_dims(n_dims, np.shape(z_field)[1])
     if (member_plates is None) != (field_plates is None):
         raise ValueError("give the plates of both the members and the field, or neither")
     if member_plates is not None:

@@ -48,6 +48,9 @@ def load_model(folder: str | Path, device: str = "cpu") -> tuple[RSCA, dict]:
     """Load a folder written by :func:`save_model` (sha256 verified first). The config's
     ``reference`` entry holds the reference distances as arrays."""
     folder = ModelDir(folder)
+    if not folder.path.is_dir():
+        raise SpecsiftInputError("no such RSCA model folder (write one with `specsift rsca fit`)",
+                                 folder.path)
     config = folder.config
     if WEIGHTS not in config.get("weights", {}):
         raise SpecsiftInputError(f"not an RSCA model folder: {CONFIG_FILE} records no "

@@ -158,6 +158,11 @@ class PPCA:
         X = self._check_input(X, errors)
         self._device = resolve_device(self.device)
         n, k = X.shape[0], self.n_components
+        if k < 1:
+            raise SpecsiftInputError(f"n_components must be at least 1, got {k}")
+        if self.min_observed is None and n < k + 2:
+            raise SpecsiftInputError(f"{k} components need at least {k + 2} stars observed in "
+                                     f"each pixel; there are {n} stars")
         counts, sums = self._column_stats(X)
         self.used_features_ = counts >= (self.min_observed or k + 2)
         if self.used_features_.sum() <= k:

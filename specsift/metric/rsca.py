@@ -31,7 +31,7 @@ from ..errors import SpecsiftInputError
 from .plates import plate_covariance
 from .ppca import PPCA, WeightedPPCA
 
-__all__ = ["RSCA", "LatentMetric", "pooled_mad", "MAD_SCALE"]
+__all__ = ["RSCA", "LatentMetric", "pooled_mad", "check_n_dims", "MAD_SCALE"]
 
 logger = logging.getLogger("specsift.metric")
 
@@ -47,6 +47,13 @@ def pooled_mad(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
         mad = MAD_SCALE * np.median(np.abs(group - np.median(group, 0)), 0)
         num += (counts[c] - 1) * mad ** 2
     return np.sqrt(num / (counts.sum() - len(names)))
+
+
+def check_n_dims(n_dims: int | None, k: int) -> None:
+    """Stop unless ``n_dims`` (the top dimensions kept) is None or one of 1..``k``."""
+    if n_dims is not None and not 1 <= n_dims <= k:
+        raise SpecsiftInputError(f"n_dims (--n-dims) must be between 1 and {k}, the model's "
+                                 f"dimensions, got {n_dims}")
 
 
 def _check_clusters(labels: np.ndarray) -> None:
@@ -172,8 +179,9 @@ class LatentMetric:
     def transform(self, z, n_dims: int | None = None) -> np.ndarray:
         if not hasattr(self, "scaling_"):
             raise RuntimeError("this LatentMetric is not fitted yet; call fit first")
+        check_n_dims(n_dims, len(self.scaling_))
         out = self.sphere(z) @ (self.scaling_[:, None] * self.rotation_).T
-        return out[:, :n_dims] if n_dims else out
+        return out[:, :n_dims]
 
 
 class RSCA:

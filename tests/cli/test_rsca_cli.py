@@ -273,3 +273,20 @@ def test_fit_skip_bad_skips_and_reports_a_fully_masked_star(mock_apogee_dir, tmp
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["skipped_stars"] == [bad]
     assert config["n_field"] == len(samples.field) - 1
+
+
+def test_dimension_and_device_mistakes_are_one_line(fitted, mock_apogee_dir, tmp_path, capsys):
+    d = mock_apogee_dir
+    spectra = ["--spectra", str(d / "spectra-mock.fits")]
+    for n_dims in ("0", "7"):  # the model has 6 dimensions
+        _one_line_error(capsys, ["rsca", "transform", str(fitted), *spectra, "--out",
+                                 str(tmp_path / "e.fits"), "--n-dims", n_dims], "--n-dims", "6")
+    _one_line_error(capsys, ["rsca", "evaluate", str(fitted), *_catalogues(d), *spectra,
+                             "--n-dims", "7"], "--n-dims")
+    fit = ["rsca", "fit", *_catalogues(d), *spectra, "--ism-windows", "none", "--out",
+           str(tmp_path / "m")]
+    _one_line_error(capsys, [*fit, "--n-components", "0"], "n_components")
+    _one_line_error(capsys, [*fit, "--n-components", "5000"], "5000 components", "stars")
+    _one_line_error(capsys, [*fit, "--device", "gpu0"], "unknown device 'gpu0'")
+    _one_line_error(capsys, ["rsca", "siblings", str(tmp_path / "nowhere"), *_spectra(d), "--id",
+                             "x"], "nowhere", "no such RSCA model folder")
