@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from ..errors import SpecsiftInputError
+from ..preprocess.split import SPLITS
 
 __all__ = ["register"]
 
@@ -24,7 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--model", type=Path, required=True, metavar="MODEL_DIR")
     parser.add_argument("--out", type=Path, required=True, metavar="LATENTS",
                         help="output table, .parquet or .fits")
-    parser.add_argument("--split", choices=("train", "validation", "test"), default=None)
+    parser.add_argument("--split", choices=SPLITS, default=None)
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--device", default="auto")
     parser.set_defaults(func=run)

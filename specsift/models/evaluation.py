@@ -12,13 +12,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..preprocess.split import SPLITS
 from .augment import redshift_copy
 from .inference import check_grid, encode_batches
 from .inputs import clean_batch
 
 __all__ = ["split_metrics", "invariance_ratio", "chi2_by_snr", "evaluate"]
-
-SPLITS = ("train", "validation", "test")
 
 
 def split_metrics(autoencoder, store, batch_size: int = 512, device="cpu") -> dict:
