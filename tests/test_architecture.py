@@ -1,5 +1,7 @@
 """The architecture floor: data flows one way, io -> preprocess/store -> models/metric -> catalog
--> plots -> cli, and no module imports a module on a higher floor (lazy imports included).
+-> plots/evaluation -> cli, and no module imports a module on a higher floor (lazy imports
+included). ``evaluation`` compares outputs with a mock's truth: it reads catalogues and models
+like ``plots`` does, and only the CLI (the demo) and the benchmarks use it.
 
 The modules at the package's root (errors, spectra, atomic, runtime, ...) are the ground floor
 that every layer may use. The package's ``__init__`` is its facade: ``specsift.read`` re-exports
@@ -15,7 +17,7 @@ import specsift
 
 PACKAGE = Path(specsift.__file__).parent
 FLOORS = {"io": 1, "preprocess": 2, "store": 2, "models": 3, "metric": 3, "catalog": 4,
-          "plots": 5, "cli": 6}
+          "plots": 5, "evaluation": 5, "cli": 6}
 FACADE = "specsift"
 
 

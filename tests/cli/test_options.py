@@ -59,7 +59,9 @@ def test_train_ae_help_gives_each_sizes_rest_step():
     # the library's inference functions run where they are told (cpu by default); the CLI
     # resolves "auto" before it calls them
     (("train-flow",), "specsift.models.flow:collect_latents", {"device": None}),
-    (("evaluate-ae",), "specsift.models.evaluation:evaluate", {"device": None}),
+    # (and evaluate-ae measures the refined fit the catalogue uses unless told otherwise)
+    (("evaluate-ae",), "specsift.models.evaluation:evaluate", {"device": None,
+                                                               "refine_steps": None}),
     (("rsca", "fit"), "specsift.metric.fitting:fit_rsca",
      {"seed": "random_state", "paper": None, "abundances": None}),
     (("rsca", "report"), "specsift.metric.experiments:run_report",
