@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
-from ..errors import SpecsiftInputError
 
 __all__ = ["decimate", "review_objects", "write_review", "review_catalog", "ROW_COLUMNS"]
 
