@@ -65,8 +65,8 @@ def scoring_setup(mock_desi_dir, tmp_path_factory):
         patch.setitem(configs.SIZES, "tiny", tiny)
         for name, z_range in (("galaxy", None), ("star", (-0.01, 0.01))):
             model_dir = ModelDir(root / name)
-            AutoencoderTrainer(size="tiny", epochs=1, batch_size=64, z_range=z_range, seed=0,
-                               device="cpu").fit(store, model_dir)
+            AutoencoderTrainer(size="tiny", epochs=1, decoder_epochs=0, batch_size=64,
+                               z_range=z_range, seed=0, device="cpu").fit(store, model_dir)
             autoencoder = model_dir.load_autoencoder()
             LatentFlow(transforms=2, hidden=(16,), max_epochs=5, patience=2, device="cpu").fit(
                 collect_latents(autoencoder, store, "train", 128, "cpu"),

@@ -106,7 +106,9 @@ class SurveyModel:
     def score(self, store, rows: np.ndarray, batch_size: int, device: str,
               star_frame: bool = False, evidence: bool = False) -> dict[str, np.ndarray]:
         """chi2, log p, valid pixels and flags of ``rows``, in the order of ``rows``; with
-        ``evidence`` (and a calibrated model) also the outlier score, its p-value and reason."""
+        ``evidence`` (and a calibrated model) also the outlier score, its p-value and reason, from
+        the refined fit the calibration was made with (so ``chi2`` is that fit's too); without,
+        the encoder's fit."""
         from ..models.inference import encode_batches
         from ..models.inputs import FLAG_NO_VALID_PIXELS
 
@@ -118,7 +120,7 @@ class SurveyModel:
         for batch in encode_batches(self.autoencoder, source, batch_size=batch_size, rows=rows,
                                     device=str(device), return_model=tests is not None,
                                     return_input=tests is not None,
-                                    refine_steps=self.refine_steps):
+                                    refine_steps=self.refine_steps if tests is not None else 0):
             latents = np.asarray(batch["latents"])
             # a redshift outside the model range still gives a usable (if poor) fit: score it;
             # only an object with no valid pixel has no score at all

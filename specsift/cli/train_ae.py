@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("--rest-step", type=float, default=None,
                         help=f"rest-frame pixel of the decoder in Angstrom (default: the size's, "
                              f"{steps}); finer resolves the narrow lines of stars")
-    parser.add_argument("--epochs", type=int, default=30, help="total epochs of both phases")
+    parser.add_argument("--epochs", type=int, default=16, help="total epochs of both phases")
     parser.add_argument("--phase1-fraction", type=float, default=0.6,
                         help="share of the epochs spent on phase 1 (fidelity only)")
     parser.add_argument("--batch-size", type=int, default=128)
@@ -42,7 +42,7 @@ def register(subparsers) -> None:
                         help="phase-2 weight of the similarity loss (larger costs fidelity)")
     parser.add_argument("--consistency-weight", type=float, default=10.0,
                         help="phase-2 weight of the consistency (redshift invariance) loss")
-    parser.add_argument("--decoder-epochs", type=int, default=0,
+    parser.add_argument("--decoder-epochs", type=int, default=3,
                         help="after the two phases, refit the decoder alone on the frozen encoder "
                              "for this many epochs (latents, hence invariance, unchanged)")
     parser.add_argument("--z-max", type=float, default=None,

@@ -16,7 +16,9 @@ from .inputs import clean_batch
 from .losses import chi2_terms
 from .refine import refine_fit
 
-__all__ = ["encode_batches", "check_grid"]
+__all__ = ["encode_batches", "check_grid", "REFINE_ABOVE"]
+
+REFINE_ABOVE = 3.0   # refine fits whose reduced chi2 is this many sigma above 1
 
 
 def check_grid(autoencoder, store) -> None:
@@ -28,6 +30,26 @@ def check_grid(autoencoder, store) -> None:
             f"the store's wavelength grid ({len(wave)} pixels, {wave[0]:.1f}-{wave[-1]:.1f} A) is not "
             f"the model's ({len(model_wave)} pixels, {model_wave[0]:.1f}-{model_wave[-1]:.1f} A): "
             "the model was trained on another survey or arm set", path=getattr(store, "path", None))
+
+
+def _refined(autoencoder, latents, flux, ivar, z, rest, model, covered, steps):
+    """Refine the fits that are not at noise level already; ``(rest, model, covered, velocity)``.
+
+    Why only those: an object whose encoder fit leaves a reduced chi-square within
+    ``REFINE_ABOVE`` standard deviations of 1 (``sqrt(2 / n)``) has nothing to gain, and most
+    faint spectra are such; skipping them keeps scoring fast.
+    """
+    weight = autoencoder.weights(ivar)
+    chi2, n_good = chi2_terms(flux, weight * covered, model)
+    n = n_good.clamp_min(1).to(chi2.dtype)
+    todo = torch.nonzero((n_good > 0) & (chi2 / n > 1 + REFINE_ABOVE * torch.sqrt(2 / n)))[:, 0]
+    velocity = torch.zeros(len(z), dtype=torch.float32, device=flux.device)
+    if len(todo):
+        _, v, r, m, c = refine_fit(autoencoder, latents[todo], flux[todo], weight[todo], z[todo],
+                                   steps=steps)
+        rest, model, covered = rest.clone(), model.clone(), covered.clone()
+        rest[todo], model[todo], covered[todo], velocity[todo] = r.to(rest.dtype), m, c, v
+    return rest, model, covered, velocity
 
 
 @torch.no_grad()
@@ -57,8 +79,8 @@ def encode_batches(autoencoder, store, batch_size: int = 512, rows=None, split: 
         latents, rest, model, covered = autoencoder(flux, ivar, z)
         velocity = None
         if refine_steps:
-            _, velocity, rest, model, covered = refine_fit(
-                autoencoder, latents, flux, autoencoder.weights(ivar), z, steps=refine_steps)
+            rest, model, covered, velocity = _refined(autoencoder, latents, flux, ivar, z, rest,
+                                                      model, covered, refine_steps)
         weight = autoencoder.weights(ivar) * covered
         chi2, n_good = chi2_terms(flux, weight, model)
         reduced = torch.where(n_good > 0, chi2 / n_good.clamp_min(1), torch.full_like(chi2, np.nan))

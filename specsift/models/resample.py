@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["interp", "interp_uniform", "redshift_to_observed"]
+__all__ = ["interp", "interp_uniform", "redshift_to_observed", "rest_positions"]
 
 
 def _gather_linear(fp: torch.Tensor, lo: torch.Tensor, t: torch.Tensor, inside: torch.Tensor):
@@ -72,7 +72,14 @@ def redshift_to_observed(wave_rest: torch.Tensor, model_rest: torch.Tensor, wave
     Returns:
         ``(model_obs, covered)``, both (B, P).
     """
-    wave_rest = wave_rest.double()  # float64 positions: float32 would blur 1e-3 of a pixel
+    return interp_uniform(rest_positions(wave_rest, wave_obs, z), model_rest)
+
+
+def rest_positions(wave_rest: torch.Tensor, wave_obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """(B, P) fractional pixel of the uniform rest grid that each observed pixel sees at ``z``.
+
+    Float64: float32 would blur 1e-3 of a pixel.
+    """
+    wave_rest = wave_rest.double()
     step = (wave_rest[-1] - wave_rest[0]) / (wave_rest.shape[0] - 1)
-    position = (wave_obs.double()[None, :] / (1 + z.double())[:, None] - wave_rest[0]) / step
-    return interp_uniform(position, model_rest)
+    return (wave_obs.double()[None, :] / (1 + z.double())[:, None] - wave_rest[0]) / step

@@ -202,11 +202,11 @@ class AutoencoderTrainer:
     """
 
     def __init__(self, latents: int = 6, size: str = "small", widths: dict | None = None,
-                 epochs: int = 30,
+                 epochs: int = 16,
                  phase1_fraction: float = 0.6, batch_size: int = 128, lr: float = 2e-3,
                  phase2_lr: float = 0.5, weight_decay: float = 1e-4, clip: float = 1.0,
                  patience: int = 5, similarity_weight: float = 0.1, consistency_weight: float = 10.0,
-                 decoder_epochs: int = 0,
+                 decoder_epochs: int = 3,
                  augment_shift: float = 0.2, augment_noise: float = 0.3,
                  augment_fraction: float = 0.5,
                  z_range: tuple[float, float] | None = None, seed: int = 0, device: str = "auto",

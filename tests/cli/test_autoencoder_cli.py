@@ -10,7 +10,7 @@ from specsift.cli.main import main
 from specsift.mocks import mock_desi
 
 TINY = ["--epochs", "2", "--phase1-fraction", "0.5", "--batch-size", "16", "--latents", "4",
-        "--rest-step", "2.0", "--device", "cpu", "--seed", "1"]
+        "--rest-step", "2.0", "--device", "cpu", "--seed", "1", "--decoder-epochs", "0"]
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ def test_two_process_training_writes_one_loadable_model(mock_desi_dir, tmp_path)
     run = subprocess.run(
         [launcher, "--standalone", "--nproc_per_node", "2", "-m", "specsift.cli.main", "train-ae",
          str(tmp_path / "store"), "--out", str(tmp_path / "model"), "--epochs", "2",
-         "--batch-size", "32", "--distributed", "--threads", "1"],
+         "--batch-size", "32", "--decoder-epochs", "0", "--distributed", "--threads", "1"],
         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "2 process(es)" in run.stderr

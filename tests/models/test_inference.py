@@ -12,8 +12,8 @@ TINY = {"channels": [8, 16, 16], "encoder_hidden": [16], "decoder_hidden": [32, 
 
 @pytest.fixture(scope="module")
 def model(synthetic_store, tmp_path_factory):
-    trainer = AutoencoderTrainer(latents=3, widths=TINY, epochs=1, batch_size=8, lr=1e-2,
-                                 device="cpu")
+    trainer = AutoencoderTrainer(latents=3, widths=TINY, epochs=1, decoder_epochs=0, batch_size=8,
+                                 lr=1e-2, device="cpu")
     return trainer.fit(synthetic_store, tmp_path_factory.mktemp("m")).model_
 
 

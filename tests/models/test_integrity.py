@@ -15,7 +15,7 @@ from specsift.models.training import AutoencoderTrainer
 TINY = {"channels": [8, 16, 16], "encoder_hidden": [16], "decoder_hidden": [32, 64],
         "rest_step": 10.0}
 SETTINGS = dict(latents=3, widths=TINY, epochs=2, phase1_fraction=0.5, batch_size=16, lr=1e-2,
-                seed=7, device="cpu", patience=10)
+                seed=7, device="cpu", patience=10, decoder_epochs=0)
 
 
 def test_resume_from_a_damaged_checkpoint_stops_and_writes_no_model(make_store, tmp_path,

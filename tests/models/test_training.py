@@ -11,7 +11,7 @@ from specsift.models.training import AutoencoderTrainer, redshift_range
 
 TINY = {"channels": [8, 16, 16], "encoder_hidden": [16], "decoder_hidden": [32, 64], "rest_step": 10.0}
 SETTINGS = dict(latents=3, widths=TINY, epochs=3, phase1_fraction=0.34, batch_size=8, lr=1e-2,
-                seed=7, device="cpu", patience=10)
+                seed=7, device="cpu", patience=10, decoder_epochs=0)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_redshift_range_ignores_a_few_catastrophic_redshifts():
 def test_decoder_phase_keeps_the_encoder_and_refits_the_decoder(synthetic_store, uninterrupted,
                                                                 tmp_path):
     md_two_phase, _ = uninterrupted
-    trainer = AutoencoderTrainer(**SETTINGS, decoder_epochs=2).fit(synthetic_store, tmp_path)
+    trainer = AutoencoderTrainer(**{**SETTINGS, "decoder_epochs": 2}).fit(synthetic_store, tmp_path)
     assert [r["phase"] for r in trainer.history_][-2:] == ["decoder", "decoder"]
     before = md_two_phase.load_weights(AUTOENCODER_WEIGHTS)
     after = ModelDir(tmp_path).load_weights(AUTOENCODER_WEIGHTS)
