@@ -26,10 +26,11 @@ def register(subparsers) -> None:
                     "step compares the outputs with the mocks' truth files and prints and writes "
                     "the card OUT/card.json. Rerunning skips finished steps.")
     parser.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default: demo)")
-    parser.add_argument("--n-galaxies", type=int, default=2000)
-    parser.add_argument("--n-stars", type=int, default=800)
+    parser.add_argument("--n-galaxies", type=int, default=3000)
+    parser.add_argument("--n-stars", type=int, default=1500)
     parser.add_argument("--n-field", type=int, default=2000, help="mock APOGEE field giants")
-    parser.add_argument("--epochs", type=int, default=8, help="autoencoder epochs (default 8)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="autoencoder epochs (default: train-ae's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.set_defaults(func=run)
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         mock_apogee(apogee, n_field=args.n_field, n_clusters=22, seed=1, verbose=False)
 
     common = ["--seed", str(args.seed), "--device", args.device]
-    epochs = ["--epochs", str(args.epochs)]
+    epochs = ["--epochs", str(args.epochs)] if args.epochs else []
     stores, models = out / "stores", out / "models"
     for sample in ("bgs", "mws", "all"):
         _step(f"ingest {sample}", stores / sample,
