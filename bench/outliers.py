@@ -111,10 +111,11 @@ def evaluate(catalog: Path, truth_path: Path) -> dict:
             truth.outlier[selected].mean()) if selected.any() else float("nan")}
     if "SNR" in table.colnames:  # the model's fit of the brightest normal galaxies
         normal, snr = truth.clean_galaxies, np.asarray(table["SNR"], float)
+        fit = "CHI2_REFINED" if "CHI2_REFINED" in table.colnames else "CHI2_GALAXY"
         bright = np.flatnonzero(normal)[np.argsort(-snr[normal])][:max(1, int(0.02 * normal.sum()))]
         result["brightest_2pct_normal"] = {
             "n": len(bright), "median_snr": float(np.median(snr[bright])),
-            "median_reduced_chi2": float(np.median(np.asarray(table["CHI2_GALAXY"], float)[bright]))}
+            "fit": fit, "median_reduced_chi2": float(np.median(np.asarray(table[fit], float)[bright]))}
     scores = dict(chi2_galaxy=table["CHI2_GALAXY"], chi2_star=table["CHI2_STAR"],
                   npix_galaxy=table["NPIX_GALAXY"], npix_star=table["NPIX_STAR"],
                   logp_galaxy=table["LOGP_GALAXY"], logp_star=table["LOGP_STAR"])
@@ -143,8 +144,10 @@ def main() -> int:
         parser.add_argument(f"--{name}-ae", default=None,
                             help=f"reuse a trained {name} autoencoder directory (copied)")
     parser.add_argument("--reference", default=None, metavar="COMMIT",
-                        help="also score the 'all' store with this commit's code (e.g. a1f3169) "
-                             "and report the throughput ratio")
+                        help="also score with this commit's code (e.g. a1f3169) "
+                             "and report the throughput ratio (on a store that commit ingests)")
+    parser.add_argument("--reference-data", default=None,
+                        help="mock folder for that side-by-side store (default: --data)")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
@@ -159,11 +162,18 @@ def main() -> int:
     built = build(args, work, log)
     runs = {"all": score(work, "all", work / "catalog.parquet", args, log),
             "mws": score(work, "mws", work / "catalog_mws.parquet", args, log)}
-    if args.reference:  # the same store and model directories, scored by the reference's code
-        runs[f"all_{args.reference}"] = score(work, "all", work / "catalog_reference.parquet",
-                                              args, log, checkout(args.reference, work))
-        runs["throughput_ratio"] = (runs["all"]["spectra_per_s"]
-                                    / runs[f"all_{args.reference}"]["spectra_per_s"])
+    if args.reference:  # one store the reference can read, the same models, both codes
+        src = checkout(args.reference, work)
+        name = f"all_{args.reference}"
+        if not (work / "stores" / name).exists():
+            specsift(src, ["ingest", "--survey", "desi", "--sample", "all",
+                           str(args.reference_data or built["data"]), "--out",
+                           str(work / "stores" / name)], log)
+        runs[f"{name}_store_this"] = score(work, name, work / "catalog_this.parquet", args, log)
+        runs[f"{name}_store_reference"] = score(work, name, work / "catalog_reference.parquet",
+                                                args, log, src)
+        runs["throughput_ratio"] = (runs[f"{name}_store_this"]["spectra_per_s"]
+                                    / runs[f"{name}_store_reference"]["spectra_per_s"])
     result = {"config": {"small": args.small, "n_galaxies": args.n_galaxies,
                          "n_stars": args.n_stars, "epochs": args.epochs, "device": args.device,
                          "data": built["data"]},

@@ -14,7 +14,7 @@ import logging
 import numpy as np
 import torch
 
-from .evidence import Evidence, ModelErrorFit, OutlierCalibration, segments_for
+from .evidence import Evidence, ModelErrorFit, OutlierCalibration, segments_for, test_scales
 
 __all__ = ["calibrate_outliers", "save_calibration", "load_calibration", "evidence_for",
            "OUTLIER_WEIGHTS"]
@@ -69,6 +69,22 @@ def calibrate_outliers(autoencoder, flow, store, batch_size: int = 512, device="
                 "of the model flux", fit.n_objects(), float(np.median(calibration.model_error)),
                 float(np.quantile(calibration.model_error, 0.99)))
     evidence = evidence_for(autoencoder, calibration)
+    raw = []
+    for batch in encode_batches(autoencoder, store, batch_size=batch_size, rows=train,
+                                device=device, return_model=True, return_input=True,
+                                refine_steps=steps):
+        ok = batch["flag"] == 0
+        if ok.any():
+            raw.append(evidence.raw_log10_tests(
+                *(batch[k][ok] for k in ("flux", "weight", "model", "z")),
+                flow.base_radius2(batch["latents"][ok]), flow.n_features_)[0])
+    if raw:
+        calibration.test_scale = test_scales(np.concatenate(raw))
+        tempered = calibration.test_scale > 1
+        logger.info("%d of %d tests tempered (their null is heavier than chi-square on training "
+                    "galaxies); largest: %s x%.1f", int(tempered.sum()), len(tempered),
+                    evidence.labels[int(np.argmax(calibration.test_scale))],
+                    float(calibration.test_scale.max()))
     scores = []
     for batch in encode_batches(autoencoder, store, batch_size=batch_size, split="validation",
                                 device=device, return_model=True, return_input=True,
@@ -105,4 +121,4 @@ def load_calibration(model_dir) -> OutlierCalibration | None:
     segments = [(str(n), float(lo), float(hi)) for n, lo, hi in config["segments"]]
     return OutlierCalibration(state["error_edges"], state["model_error"], segments,
                               state["missing_reference"], state["reference_scores"],
-                              int(config.get("refine_steps", 0)))
+                              int(config.get("refine_steps", 0)), state.get("test_scale"))

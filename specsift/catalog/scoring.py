@@ -115,8 +115,8 @@ class SurveyModel:
         source = _StarFrame(store, *self.z_range) if star_frame else store
         tests = evidence_for(self.autoencoder, self.calibration) \
             if evidence and self.calibration is not None else None
-        parts = {"row": [], "chi2": [], "logp": [], "n_good": [], "flag": [], "score": [],
-                 "reason": []}
+        parts = {"row": [], "chi2": [], "chi2_refined": [], "velocity": [], "logp": [],
+                 "n_good": [], "flag": [], "score": [], "reason": []}
         for batch in encode_batches(self.autoencoder, source, batch_size=batch_size, rows=rows,
                                     device=str(device), return_model=tests is not None,
                                     return_input=tests is not None,
@@ -137,7 +137,12 @@ class SurveyModel:
                     self.flow.base_radius2(latents[ok]), self.flow.n_features_)
                 score[ok], best = tests.score(log10p)
                 reason[ok] = np.asarray(tests.labels, dtype=object)[best]
-            parts["chi2"].append(np.where(ok, batch["chi2"], np.nan))
+            nan = np.full(len(latents), np.nan)
+            refined = "chi2_encoder" in batch
+            parts["chi2"].append(np.where(ok, batch["chi2_encoder"] if refined else batch["chi2"],
+                                          np.nan))
+            parts["chi2_refined"].append(np.where(ok, batch["chi2"], np.nan) if refined else nan)
+            parts["velocity"].append(np.where(ok, batch["velocity"], np.nan) if refined else nan)
             parts["logp"].append(logp)
             parts["score"].append(score)
             parts["reason"].append(reason)
@@ -161,6 +166,7 @@ def score_rows(store, galaxy: SurveyModel, star: SurveyModel, rows: np.ndarray,
     pvalue = galaxy.calibration.pvalue(score) if calibrated else np.full(len(rows), np.nan)
     return {"STORE_ROW": rows,
             "CHI2_GALAXY": g["chi2"].astype(np.float64), "CHI2_STAR": s["chi2"].astype(np.float64),
+            "CHI2_REFINED": g["chi2_refined"], "DV_GALAXY": g["velocity"],
             "LOGP_GALAXY": g["logp"], "LOGP_STAR": s["logp"],
             "OUTLIER_SCORE": score.astype(np.float64), "OUTLIER_PVALUE": pvalue,
             "OUTLIER_REASON": g["reason"].astype(str),
@@ -199,23 +205,27 @@ def assemble_catalog(scores: dict[str, np.ndarray], meta: Table, rule: StarGalax
 
     ``OUTLIER_SCORE`` is the galaxy model's outlier score (see
     :mod:`specsift.catalog.evidence`), ``OUTLIER_QVALUE`` the Benjamini-Hochberg q-value of
-    ``OUTLIER_PVALUE`` over the catalogue, and the reason of an object classified as a star is
-    ``star-like``.
+    ``OUTLIER_PVALUE`` over the objects classified as galaxies (NaN for stars), and the reason
+    of an object classified as a star is ``star-like``.
     """
     rows = scores["STORE_ROW"]
     meta = meta[rows]
     table = Table()
     table["TARGETID"] = meta["TARGETID"] if "TARGETID" in meta.colnames else meta["ID"]
     table["Z"] = np.asarray(meta["Z"], dtype=np.float64)
-    for name in ("CHI2_GALAXY", "CHI2_STAR", "LOGP_GALAXY", "LOGP_STAR", "OUTLIER_SCORE"):
-        table[name] = scores[name]
+    for name in ("CHI2_GALAXY", "CHI2_STAR", "CHI2_REFINED", "DV_GALAXY", "LOGP_GALAXY",
+                 "LOGP_STAR", "OUTLIER_SCORE"):
+        if name in scores:   # part files of an older specsift have no CHI2_REFINED, DV_GALAXY
+            table[name] = scores[name]
     table["RANK"] = _ranks(table["OUTLIER_SCORE"])
     kwargs = dict(chi2_galaxy=scores["CHI2_GALAXY"], chi2_star=scores["CHI2_STAR"],
                   npix_galaxy=scores["NPIX_GALAXY"], npix_star=scores["NPIX_STAR"],
                   logp_galaxy=scores["LOGP_GALAXY"], logp_star=scores["LOGP_STAR"])
     is_star = rule.predict(**kwargs)
     table["OUTLIER_PVALUE"] = scores["OUTLIER_PVALUE"]
-    table["OUTLIER_QVALUE"] = bh_qvalues(scores["OUTLIER_PVALUE"])
+    # the null is "a normal galaxy": an object the star model explains is no discovery, and
+    # counting the stars of a mixed survey as discoveries would loosen every galaxy's q-value
+    table["OUTLIER_QVALUE"] = bh_qvalues(np.where(is_star, np.nan, scores["OUTLIER_PVALUE"]))
     reason = np.asarray(scores["OUTLIER_REASON"], dtype=object)
     reason[is_star & (reason != "")] = "star-like"
     table["OUTLIER_REASON"] = reason.astype(str)

@@ -32,6 +32,12 @@ def check_grid(autoencoder, store) -> None:
             "the model was trained on another survey or arm set", path=getattr(store, "path", None))
 
 
+def _reduced_chi2(flux, weight, model):
+    """(B,) reduced chi-square (NaN without valid pixels) and (B,) valid pixels."""
+    chi2, n_good = chi2_terms(flux, weight, model)
+    return torch.where(n_good > 0, chi2 / n_good.clamp_min(1), torch.full_like(chi2, np.nan)), n_good
+
+
 def _refined(autoencoder, latents, flux, ivar, z, rest, model, covered, steps):
     """Refine the fits that are not at noise level already; ``(rest, model, covered, velocity)``.
 
@@ -77,18 +83,17 @@ def encode_batches(autoencoder, store, batch_size: int = 512, rows=None, split: 
         z = torch.as_tensor(batch["z"], device=device, dtype=torch.float32)
         flux, ivar, z, flag = clean_batch(flux, ivar, z, autoencoder.z_min, autoencoder.z_max)
         latents, rest, model, covered = autoencoder(flux, ivar, z)
-        velocity = None
+        out = {"row": np.asarray(batch["row"]), "latents": latents.float().cpu().numpy(),
+               "flag": flag.cpu().numpy()}
         if refine_steps:
+            out["chi2_encoder"] = _reduced_chi2(flux, autoencoder.weights(ivar) * covered,
+                                                model)[0].cpu().numpy()
             rest, model, covered, velocity = _refined(autoencoder, latents, flux, ivar, z, rest,
                                                       model, covered, refine_steps)
-        weight = autoencoder.weights(ivar) * covered
-        chi2, n_good = chi2_terms(flux, weight, model)
-        reduced = torch.where(n_good > 0, chi2 / n_good.clamp_min(1), torch.full_like(chi2, np.nan))
-        out = {"row": np.asarray(batch["row"]), "latents": latents.float().cpu().numpy(),
-               "chi2": reduced.cpu().numpy(), "n_good": n_good.cpu().numpy(),
-               "flag": flag.cpu().numpy()}
-        if velocity is not None:
             out["velocity"] = velocity.cpu().numpy()
+        weight = autoencoder.weights(ivar) * covered
+        reduced, n_good = _reduced_chi2(flux, weight, model)
+        out.update(chi2=reduced.cpu().numpy(), n_good=n_good.cpu().numpy())
         if return_model:
             out["model"] = model.cpu().numpy()
         if return_rest:

@@ -38,17 +38,21 @@ def _calibration(reference):
                               np.zeros((10, 3)), np.sort(reference))
 
 
-def test_pvalues_are_uniform_for_normal_objects_despite_anomalies_in_the_reference():
+def test_pvalues_are_valid_in_a_heavy_tail_despite_anomalies_in_the_reference():
     rng = np.random.default_rng(1)
-    null = -np.log10(rng.uniform(size=5000))             # a -log10 p-value of normal objects
-    reference = np.concatenate([null, rng.uniform(8, 20, 50)])   # 1% anomalies on top
+    null = 0.5 * rng.uniform(size=5000) ** -0.8             # heavy (Pareto) tail of normal scores
+    reference = np.concatenate([null, rng.uniform(50, 500, 50)])   # 1% anomalies on top
     cal = _calibration(reference)
-    fresh = -np.log10(rng.uniform(size=200000))
+    fresh = 0.5 * rng.uniform(size=200000) ** -0.8
     p = cal.pvalue(fresh)
-    for level in (0.1, 0.01, 1e-3, 1e-4):      # valid (at most the level), and not far below it
-        assert 0.5 * level <= np.mean(p <= level) <= 1.15 * level
+    for level in (0.1, 0.01, 1e-3, 1e-4):      # valid: at most the level
+        assert np.mean(p <= level) <= 1.15 * level
+    assert np.mean(p <= 0.01) >= 0.3 * 0.01    # the anomalies make it conservative, not useless
+    clean = _calibration(null).pvalue(fresh)   # without them the tail is about exact
+    for level in (0.01, 1e-3):
+        assert 0.5 * level <= np.mean(clean <= level) <= 1.5 * level
     # an anomaly far above every normal object gets a p-value below what 5000 references allow
-    assert cal.pvalue(np.array([12.0]))[0] < 1e-6
+    assert cal.pvalue(np.array([1e5]))[0] < 1e-5
     assert np.isnan(cal.pvalue(np.array([np.nan]))[0])
 
 
@@ -68,3 +72,13 @@ def test_a_line_missing_from_the_spectrum_is_named_in_the_reason():
     score, best = evidence.score(tests)
     assert score[0] < 3 and score[1] > 20
     assert "H-alpha" in evidence.labels[best[1]]
+
+
+def test_a_test_with_a_heavy_null_is_tempered_and_a_nominal_one_is_not():
+    from specsift.catalog.evidence import test_scales
+
+    rng = np.random.default_rng(3)
+    nominal = np.log10(rng.uniform(size=(20000, 1)))             # log10 of uniform p-values
+    heavy = 5 * np.log10(rng.uniform(size=(20000, 1)))           # five times too significant
+    scale = test_scales(np.concatenate([nominal, heavy], axis=1))
+    assert scale[0] == pytest.approx(1.0, abs=0.1) and scale[1] == pytest.approx(5.0, rel=0.1)

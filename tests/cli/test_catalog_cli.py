@@ -29,6 +29,18 @@ def test_score_writes_the_catalog_with_the_chosen_rule(scored):
     assert table[np.argmin(table["RANK"])]["OUTLIER_SCORE"] == np.nanmax(table["OUTLIER_SCORE"])
 
 
+def test_calibrated_catalogue_has_the_refined_fit_and_galaxy_only_q_values(scored):
+    _, catalog = scored
+    table, metadata = read_catalog(catalog)
+    star = np.asarray(table["IS_STAR"], bool)
+    q = np.asarray(table["OUTLIER_QVALUE"], float)
+    assert np.isnan(q[star]).all() and np.isfinite(q[~star]).all()
+    assert ((q[~star] > 0) & (q[~star] <= 1)).all()
+    encoder, refined = (np.asarray(table[c], float) for c in ("CHI2_GALAXY", "CHI2_REFINED"))
+    assert np.all(refined <= encoder + 1e-6) and np.isfinite(table["DV_GALAXY"]).all()
+    assert "refined fit" in metadata["SCORE"]
+
+
 def test_gallery_draws_the_top_outliers_and_lists_them_in_rank_order(scored, tmp_path):
     _, catalog = scored
     out = tmp_path / "gallery"
