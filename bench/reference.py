@@ -7,6 +7,7 @@ the package really came from that folder.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -39,8 +40,11 @@ def specsift(src: Path, argv: list[str], log: Path, on_line=None) -> dict:
     peak = None
     with open(log, "a") as handle:
         handle.write(f"\n$ specsift {' '.join(argv)}  [{src}]\n")
+        # the data folder beside this checkout, not beside the archive (no ../shared there)
+        env = {"SPECSIFT_DATA": str(ROOT.parent / "shared" / "data"), **os.environ}
         proc = subprocess.Popen([sys.executable, "-c", _RUN.format(src=str(src)), *argv],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=env)
         for line in proc.stdout:
             if line.startswith("PEAK_RSS_KB"):
                 peak = int(line.split()[1]) / 1024

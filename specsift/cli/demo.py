@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         _step(f"train {name} autoencoder", model / "autoencoder.safetensors",
               ["train-ae", str(stores / sample), "--out", str(model), *common, *epochs])
         _step(f"train {name} flow", model / "flow.safetensors",
-              ["train-flow", str(stores / sample), "--model", str(model), *common])
+              ["train-flow", str(stores / sample), "--model", str(model), *common,
+               *(["--no-outlier-calibration"] if name == "star" else [])])
     catalog = out / "catalog.parquet"
     _step("score", catalog, ["score", str(stores / "all"), "--galaxy-model", str(models / "galaxy"),
                              "--star-model", str(models / "star"), "--out", str(catalog),
@@ -116,7 +117,8 @@ def _evaluate(out: Path, desi: Path, apogee: Path, start: float, resumed: bool) 
         apogee={"allstar": apogee / "allStar-mock.fits",
                 "occam": apogee / "occam_member-mock.fits",
                 "spectra": apogee / "spectra-mock.fits", "truth": apogee / "truth.fits"},
-        seconds=time.perf_counter() - start, resumed=resumed)
+        seconds=time.perf_counter() - start, resumed=resumed,
+        stores={"galaxy": out / "stores" / "bgs", "star": out / "stores" / "mws"})
     path = write_card(card, out / "card.json")
     print("\n" + format_card(card))
     print(f"card: {path}")

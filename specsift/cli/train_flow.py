@@ -30,6 +30,10 @@ def register(subparsers) -> None:
                         help="epochs without validation improvement before stopping (15)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=512, help="spectra per encoding batch")
+    parser.add_argument("--no-outlier-calibration", dest="outlier_calibration",
+                        action="store_false",
+                        help="skip the outlier tests' calibration: enough for a model used only "
+                             "as `score --star-model` (it never gives OUTLIER_SCORE)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda...")
     parser.set_defaults(func=run, outputs=("model",))
@@ -57,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     flow.save(model_dir)
     logger.info("saved the flow to %s (%d epochs, validation mean log p %.2f)", args.model,
                 flow.n_epochs_, flow.best_val_log_prob_)
+    if not args.outlier_calibration:
+        logger.info("no outlier calibration (--no-outlier-calibration): this model can serve as "
+                    "the star model, not as the galaxy model of OUTLIER_SCORE")
+        return 0
     calibration = calibrate_outliers(autoencoder, flow, store, batch_size=args.batch_size,
                                      device=str(device), seed=args.seed)
     save_calibration(model_dir, calibration)
