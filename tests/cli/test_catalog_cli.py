@@ -118,3 +118,14 @@ def test_gallery_reports_bad_input_in_one_line(scored, tmp_path, capsys):
         assert len(lines) == 1 and "Traceback" not in err, err
         assert all(w in lines[0] for w in words), err
     assert not list((tmp_path / "gallery").glob("*.png"))
+
+
+def test_train_flow_can_skip_the_outlier_calibration(scoring_setup, tmp_path):
+    model = tmp_path / "star"
+    shutil.copytree(scoring_setup.star, model)
+    for name in ("outlier.safetensors", "flow.safetensors"):
+        (model / name).unlink(missing_ok=True)
+    assert main(["-q", "train-flow", str(scoring_setup.store), "--model", str(model),
+                 "--transforms", "2", "--hidden", "16", "--max-epochs", "3", "--device", "cpu",
+                 "--no-outlier-calibration"]) == 0
+    assert ModelDir(model).has_weights("flow") and not ModelDir(model).has_weights("outlier")
