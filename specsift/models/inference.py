@@ -16,9 +16,10 @@ from .inputs import clean_batch
 from .losses import chi2_terms
 from .refine import refine_fit
 
-__all__ = ["encode_batches", "check_grid", "REFINE_ABOVE"]
+__all__ = ["encode_batches", "check_grid", "REFINE_ABOVE", "REFINE_BELOW"]
 
-REFINE_ABOVE = 3.0   # refine fits whose reduced chi2 is this many sigma above 1
+REFINE_ABOVE = 3.0   # refine fits whose reduced chi2 is this many sigma above 1 ...
+REFINE_BELOW = 5.0   # ... and below this: a worse fit is a misfit, not an amortisation gap
 
 
 def check_grid(autoencoder, store) -> None:
@@ -43,12 +44,16 @@ def _refined(autoencoder, latents, flux, ivar, z, rest, model, covered, steps):
 
     Why only those: an object whose encoder fit leaves a reduced chi-square within
     ``REFINE_ABOVE`` standard deviations of 1 (``sqrt(2 / n)``) has nothing to gain, and most
-    faint spectra are such; skipping them keeps scoring fast.
+    faint spectra are such. A fit ``REFINE_BELOW`` times worse than the noise is not an
+    amortisation gap but a spectrum the galaxy model cannot describe (a star, a quasar): refining
+    it costs time and would only hide part of what makes it unusual.
     """
     weight = autoencoder.weights(ivar)
     chi2, n_good = chi2_terms(flux, weight * covered, model)
     n = n_good.clamp_min(1).to(chi2.dtype)
-    todo = torch.nonzero((n_good > 0) & (chi2 / n > 1 + REFINE_ABOVE * torch.sqrt(2 / n)))[:, 0]
+    reduced = chi2 / n
+    todo = torch.nonzero((n_good > 0) & (reduced > 1 + REFINE_ABOVE * torch.sqrt(2 / n))
+                         & (reduced < REFINE_BELOW))[:, 0]
     velocity = torch.zeros(len(z), dtype=torch.float32, device=flux.device)
     if len(todo):
         _, v, r, m, c = refine_fit(autoencoder, latents[todo], flux[todo], weight[todo], z[todo],
