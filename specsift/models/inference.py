@@ -39,7 +39,7 @@ def _reduced_chi2(flux, weight, model):
     return torch.where(n_good > 0, chi2 / n_good.clamp_min(1), torch.full_like(chi2, np.nan)), n_good
 
 
-def _refined(autoencoder, latents, flux, ivar, z, rest, model, covered, steps):
+def _refined(autoencoder, latents, flux, ivar, z, rest, model, covered, reduced, n_good, steps):
     """Refine the fits that are not at noise level already; ``(rest, model, covered, velocity)``.
 
     Why only those: an object whose encoder fit leaves a reduced chi-square within
@@ -49,9 +49,7 @@ def _refined(autoencoder, latents, flux, ivar, z, rest, model, covered, steps):
     it costs time and would only hide part of what makes it unusual.
     """
     weight = autoencoder.weights(ivar)
-    chi2, n_good = chi2_terms(flux, weight * covered, model)
-    n = n_good.clamp_min(1).to(chi2.dtype)
-    reduced = chi2 / n
+    n = n_good.clamp_min(1).to(reduced.dtype)
     todo = torch.nonzero((n_good > 0) & (reduced > 1 + REFINE_ABOVE * torch.sqrt(2 / n))
                          & (reduced < REFINE_BELOW))[:, 0]
     velocity = torch.zeros(len(z), dtype=torch.float32, device=flux.device)
@@ -91,10 +89,12 @@ def encode_batches(autoencoder, store, batch_size: int = 512, rows=None, split: 
         out = {"row": np.asarray(batch["row"]), "latents": latents.float().cpu().numpy(),
                "flag": flag.cpu().numpy()}
         if refine_steps:
-            out["chi2_encoder"] = _reduced_chi2(flux, autoencoder.weights(ivar) * covered,
-                                                model)[0].cpu().numpy()
+            encoder_chi2, encoder_n = _reduced_chi2(flux, autoencoder.weights(ivar) * covered,
+                                                    model)
+            out["chi2_encoder"] = encoder_chi2.cpu().numpy()
             rest, model, covered, velocity = _refined(autoencoder, latents, flux, ivar, z, rest,
-                                                      model, covered, refine_steps)
+                                                      model, covered, encoder_chi2, encoder_n,
+                                                      refine_steps)
             out["velocity"] = velocity.cpu().numpy()
         weight = autoencoder.weights(ivar) * covered
         reduced, n_good = _reduced_chi2(flux, weight, model)

@@ -48,18 +48,18 @@ class _Observation:
         self.first = float(wave[0])
         self.step = float((wave[-1] - wave[0]) / (wave.shape[0] - 1))
 
-    def _positions(self, velocity):
+    def positions(self, velocity):
         zz = (1 + self.z) * (1 + velocity.double() / C_KMS) - 1
         return rest_positions(self.ae.rest_wave, self.ae.wave_obs, zz), zz
 
     def __call__(self, latents, velocity):
         """``(model, covered)`` on the observed grid."""
-        return interp_uniform(self._positions(velocity)[0], self.ae.rest_model(latents).float())
+        return interp_uniform(self.positions(velocity)[0], self.ae.rest_model(latents).float())
 
     def linearise(self, latents, velocity, with_velocity: bool):
         """``(model, covered, jacobian)``; the Jacobian is (B, P, S [+ 1])."""
         rest, d_rest = self._rest_jacobian(latents)                  # (B, R), (B, R, S)
-        position, zz = self._positions(velocity)
+        position, zz = self.positions(velocity)
         n_rest = rest.shape[1]
         covered = (position >= 0) & (position <= n_rest - 1)
         lo = position.floor().clamp(0, n_rest - 2)
@@ -153,5 +153,5 @@ def refine_fit(autoencoder, latents: torch.Tensor, flux: torch.Tensor, weight: t
         velocity = torch.where(better, trial_velocity, velocity)
         current = torch.where(better, value, current)
     rest = autoencoder.rest_model(latents)
-    model, covered = observe(latents, velocity)
+    model, covered = interp_uniform(observe.positions(velocity)[0], rest.float())
     return latents, velocity, rest, model, covered
