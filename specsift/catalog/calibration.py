@@ -14,7 +14,8 @@ import logging
 import numpy as np
 import torch
 
-from .evidence import Evidence, ModelErrorFit, OutlierCalibration, segments_for, test_scales
+from .evidence import (Evidence, ModelErrorFit, OutlierCalibration, log_snr, segments_for,
+                       test_scales)
 
 __all__ = ["calibrate_outliers", "save_calibration", "load_calibration", "evidence_for",
            "OUTLIER_WEIGHTS"]
@@ -69,22 +70,27 @@ def calibrate_outliers(autoencoder, flow, store, batch_size: int = 512, device="
                 "of the model flux", fit.n_objects(), float(np.median(calibration.model_error)),
                 float(np.quantile(calibration.model_error, 0.99)))
     evidence = evidence_for(autoencoder, calibration)
-    raw = []
+    raw, base, snr = [], [], []
     for batch in encode_batches(autoencoder, store, batch_size=batch_size, rows=train,
                                 device=device, return_model=True, return_input=True,
                                 refine_steps=steps):
         ok = batch["flag"] == 0
         if ok.any():
+            base.append(flow.base_coordinates(batch["latents"][ok]))
             raw.append(evidence.raw_log10_tests(
-                *(batch[k][ok] for k in ("flux", "weight", "model", "z")),
-                flow.base_radius2(batch["latents"][ok]), flow.n_features_)[0])
+                *(batch[k][ok] for k in ("flux", "weight", "model", "z")), base[-1])[0])
+            snr.append(log_snr(batch["weight"][ok], batch["model"][ok]))
     if raw:
-        calibration.test_scale = test_scales(np.concatenate(raw))
+        raw, snr = np.concatenate(raw), np.concatenate(snr)
+        calibration.test_scale = test_scales(raw)
         tempered = calibration.test_scale > 1
         logger.info("%d of %d tests tempered (their null is heavier than chi-square on training "
                     "galaxies); largest: %s x%.1f", int(tempered.sum()), len(tempered),
                     evidence.labels[int(np.argmax(calibration.test_scale))],
                     float(calibration.test_scale.max()))
+        calibration.snr_standard = np.array([snr.mean(), max(float(snr.std()), 1e-3)])
+        calibration.neighbour_features = evidence.features(np.concatenate(base), snr)
+        calibration.neighbour_significance = (-raw).astype(np.float32)
     scores = []
     for batch in encode_batches(autoencoder, store, batch_size=batch_size, split="validation",
                                 device=device, return_model=True, return_input=True,
@@ -93,7 +99,7 @@ def calibrate_outliers(autoencoder, flow, store, batch_size: int = 512, device="
         if not ok.any():
             continue
         tests = evidence.log10_tests(*(batch[k][ok] for k in ("flux", "weight", "model", "z")),
-                                     flow.base_radius2(batch["latents"][ok]), flow.n_features_)
+                                     flow.base_coordinates(batch["latents"][ok]))
         scores.append(evidence.score(tests)[0])
     calibration.reference_scores = np.sort(np.concatenate(scores)) if scores else np.zeros(0)
     logger.info("reference OUTLIER_SCORE of %d validation objects: median %.2f, 99th percentile "
@@ -121,4 +127,5 @@ def load_calibration(model_dir) -> OutlierCalibration | None:
     segments = [(str(n), float(lo), float(hi)) for n, lo, hi in config["segments"]]
     return OutlierCalibration(state["error_edges"], state["model_error"], segments,
                               state["missing_reference"], state["reference_scores"],
-                              int(config.get("refine_steps", 0)), state.get("test_scale"))
+                              int(config.get("refine_steps", 0)),
+                              **{name: state.get(name) for name in OutlierCalibration._OPTIONAL})

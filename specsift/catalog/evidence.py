@@ -21,7 +21,10 @@ hypothesis "a normal galaxy of the training sample, observed with the stated noi
     the latent density itself: the flow maps normal latents to a standard normal, so the
     squared radius of the mapped point is chi-square with S degrees of freedom.
 
-Each probability is Bonferroni-corrected within its family (the number of windows or
+Each chi-square test is then tempered by how heavy its null is among the training galaxies most
+like the object (:meth:`Evidence.local_scale`): a kind of galaxy the model fits poorly is
+compared with its own kind, not with the whole sample. Each probability is Bonferroni-corrected
+within its family (the number of windows or
 segments tested for that object); ``OUTLIER_SCORE = -log10`` of the smallest, and
 ``OUTLIER_REASON`` names the test that gave it. Chi-square tails use the Wilson-Hilferty cube
 root (accurate to a few per cent in log p at 10 pixels, and finite far beyond 1e-300).
@@ -29,19 +32,21 @@ root (accurate to a few per cent in log p at 10 pixels, and finite far beyond 1e
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import log_ndtr
 
 __all__ = ["ModelErrorFit", "OutlierCalibration", "Evidence", "segments_for", "FAMILIES",
-           "test_scales",
-           "chi2_log10_sf", "LINES", "SCORE_FORMULA"]
+           "test_scales", "log_snr", "chi2_log10_sf", "LINES", "SCORE_FORMULA"]
 
 FAMILIES = ("spectrum", "window", "arm", "missing", "latents")
 SCORE_FORMULA = ("OUTLIER_SCORE = -log10 min over tests of (Bonferroni-corrected tail "
                  "probability, its log10 divided by the test's tempering learned from the "
-                 "training split) under the galaxy model's refined fit: chi2 of the spectrum, of "
+                 "training split: for the chi2 tests, from the object's nearest training "
+                 "galaxies in flow base coordinates and S/N) under the galaxy model's refined "
+                 "fit: chi2 of the spectrum, of "
                  "100 A rest windows and of each arm with variance 1/ivar + (f m)^2 (f learned "
                  "from the training split), missing pixels per arm, and the flow's base radius "
                  "of the encoder's latents (chi2 with S dof)")
@@ -57,6 +62,8 @@ WINDOW_WIDTH = 100.0          # Angstrom, rest frame
 SCALE_QUANTILE = 0.97         # training quantile at which each test is put on its nominal scale
 REASON_SHARE = 0.5            # share of the top significance a more local test needs to be named
 TAIL_FROM = 0.90              # reference quantile above which the fitted tail gives the p-value
+NEIGHBOURS = 100              # training galaxies that stand for an object's own kind
+LOCAL_QUANTILE = 0.9          # their quantile of each test that is put on the nominal scale
 MIN_PIXELS = 10               # fewest valid pixels for a chi-square test
 _LOG10 = np.log(10.0)
 
@@ -105,6 +112,11 @@ class OutlierCalibration:
             catalogue must fit the same way (0 in calibrations written before refinement).
         test_scale: (T,) divisor of each test's raw log10 tail probability, at least 1 (see
             :func:`test_scales`; None: no tempering).
+        neighbour_features: (N, S + 1) where training galaxies lie for the local tempering:
+            flow base coordinates and standardised log S/N (see :meth:`Evidence.features`;
+            None in calibrations written before it: global tempering only).
+        neighbour_significance: (N, T) their raw significances, ``-log10 p`` of every test.
+        snr_standard: (2,) mean and standard deviation of log10 S/N over those galaxies.
     """
 
     error_edges: np.ndarray
@@ -114,13 +126,18 @@ class OutlierCalibration:
     reference_scores: np.ndarray
     refine_steps: int = 0
     test_scale: np.ndarray | None = None
+    neighbour_features: np.ndarray | None = None
+    neighbour_significance: np.ndarray | None = None
+    snr_standard: np.ndarray | None = None
+
+    _OPTIONAL = ("test_scale", "neighbour_features", "neighbour_significance", "snr_standard")
 
     def tensors(self) -> dict[str, np.ndarray]:
         out = {"error_edges": self.error_edges, "model_error": self.model_error,
                "missing_reference": self.missing_reference,
                "reference_scores": self.reference_scores}
-        if self.test_scale is not None:
-            out["test_scale"] = self.test_scale
+        out.update({name: getattr(self, name) for name in self._OPTIONAL
+                    if getattr(self, name) is not None})
         return out
 
     def pvalue(self, score: np.ndarray) -> np.ndarray:
@@ -167,6 +184,17 @@ def _missing_share(weight: np.ndarray, seg_index: np.ndarray, n_seg: int,
         if cols.any():
             out[:, k] = 1.0 - (weight[:, cols] > 0).mean(axis=1)
     return out
+
+
+def log_snr(weight: np.ndarray, model: np.ndarray) -> np.ndarray:
+    """(B,) log10 of the median S/N per pixel of the model over the valid pixels (-3 without
+    any)."""
+    valid = weight > 0
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)     # an object without valid pixels
+        snr = np.nanmedian(np.where(valid, np.abs(model) * np.sqrt(np.where(valid, weight, 0)),
+                                    np.nan), axis=1)
+    return np.log10(np.maximum(np.nan_to_num(snr), 1e-3))
 
 
 def test_scales(raw: np.ndarray, quantile: float = SCALE_QUANTILE) -> np.ndarray:
@@ -232,9 +260,7 @@ class ModelErrorFit:
                          .reshape(len(keep), nb).astype(np.float32))
         n_good = valid.sum(axis=1)
         self._chi2.append((r2 * weight).sum(axis=1) / np.maximum(n_good, 1))
-        with np.errstate(invalid="ignore"):
-            self._snr.append(np.nanmedian(np.where(valid, np.abs(model) * np.sqrt(weight), np.nan),
-                                          axis=1))
+        self._snr.append(log_snr(weight, model))
         self._missing.append(_missing_share(weight, self.seg_index, len(self.segments),
                                             self.usable))
 
@@ -242,7 +268,7 @@ class ModelErrorFit:
         return sum(len(c) for c in self._chi2)
 
     def _normal_looking(self) -> np.ndarray:
-        chi2, snr = np.concatenate(self._chi2), np.nan_to_num(np.concatenate(self._snr))
+        chi2, snr = np.concatenate(self._chi2), np.concatenate(self._snr)
         keep = np.ones(len(chi2), bool)
         deciles = np.quantile(snr, np.linspace(0, 1, 11))
         which = np.clip(np.searchsorted(deciles, snr, side="right") - 1, 0, 9)
@@ -293,6 +319,9 @@ class Evidence:
         n_seg = len(calibration.segments)
         # how local each test is: the reason names the most local of the tests that decide
         self.locality = np.array([0] + [3] * (self.n_bins - 1) + [2] * n_seg + [2] * n_seg + [1])
+        # the chi-square tests, whose null depends on the kind of galaxy (the model fits some
+        # kinds worse); the missing-data and latent tests have one null for all
+        self.chi2_test = np.arange(len(self.labels)) < 1 + (self.n_bins - 1) + n_seg
 
     def variance(self, weight: np.ndarray, model: np.ndarray, z: np.ndarray) -> np.ndarray:
         """(B, P) total variance ``1/ivar + (f m)^2`` (inf where there is no data)."""
@@ -303,15 +332,59 @@ class Evidence:
             noise = np.where(weight > 0, 1.0 / np.where(weight > 0, weight, 1.0), np.inf)
         return noise + np.square(f[bins] * model)
 
-    def log10_tests(self, flux, weight, model, z, latent_radius2, n_latent: int) -> np.ndarray:
-        """(B, T) Bonferroni-corrected log10 tail probabilities, one column per test label, each
-        tempered by the calibration's ``test_scale`` (see :meth:`raw_log10_tests`)."""
-        raw, correction = self.raw_log10_tests(flux, weight, model, z, latent_radius2, n_latent)
-        scale = self.cal.test_scale if self.cal.test_scale is not None \
-            and len(self.cal.test_scale) == raw.shape[1] else np.ones(raw.shape[1])
-        return np.minimum(raw / scale[None, :] + correction, 0.0)
+    def features(self, latent_base: np.ndarray, log_snr: np.ndarray) -> np.ndarray:
+        """(B, S + 1) where objects lie for the local tempering: flow base coordinates (unit
+        scale by construction) and log10 S/N standardised by the calibration's
+        ``snr_standard``.
 
-    def raw_log10_tests(self, flux, weight, model, z, latent_radius2, n_latent: int):
+        Why S/N beside the latents: the latents do not know how bright an object is, and the
+        same model error weighs more against the noise of a brighter galaxy."""
+        mean, std = self.cal.snr_standard
+        return np.column_stack([np.asarray(latent_base, dtype=np.float64),
+                                (np.asarray(log_snr, dtype=np.float64) - mean) / std])
+
+    def local_scale(self, latent_base: np.ndarray, weight: np.ndarray,
+                    model: np.ndarray) -> np.ndarray:
+        """(B, T) tempering of every test for each object.
+
+        For a chi-square test: how much heavier than nominal the test is among the object's
+        ``NEIGHBOURS`` nearest training galaxies (their ``LOCAL_QUANTILE`` of ``-log10 p``
+        over its nominal value, at least 1), and at least the global :func:`test_scales`.
+        Why: the model fits some kinds of normal galaxy (bright ones with strong H-alpha and
+        [N II], say) far worse than others, so one tempering for all either leaves those on top
+        of the ranking or blunts the tests for everyone else. An object's neighbours include
+        the odd anomaly of the training split; a quantile below the top keeps a few of them
+        from setting the scale. Objects without a calibration of neighbours get the global
+        tempering alone; an object at distance 0 (itself, when scoring the training split) is
+        not its own neighbour.
+        """
+        n, t = len(latent_base), len(self.labels)
+        scale = np.ones((n, t)) if self.cal.test_scale is None or len(self.cal.test_scale) != t \
+            else np.repeat(self.cal.test_scale[None, :], n, axis=0)
+        ref, sig = self.cal.neighbour_features, self.cal.neighbour_significance
+        if ref is None or sig is None or sig.shape[1] != t or not n:
+            return scale
+        features = self.features(latent_base, log_snr(weight, model))
+        k = min(NEIGHBOURS, len(ref) - 1)
+        distance = (np.square(features).sum(1)[:, None] - 2 * features @ ref.T
+                    + np.square(ref).sum(1)[None, :])
+        distance[distance < 1e-9] = np.inf
+        nearest = np.argpartition(distance, k, axis=1)[:, :k]
+        order = int(round(LOCAL_QUANTILE * (k - 1)))
+        local = np.partition(sig[nearest][:, :, self.chi2_test], order, axis=1)[:, order, :]
+        nominal = -np.log10(1.0 - LOCAL_QUANTILE)
+        scale[:, self.chi2_test] = np.maximum(scale[:, self.chi2_test], local / nominal)
+        return scale
+
+    def log10_tests(self, flux, weight, model, z, latent_base) -> np.ndarray:
+        """(B, T) Bonferroni-corrected log10 tail probabilities, one column per test label, each
+        tempered by :meth:`local_scale` (see :meth:`raw_log10_tests`); ``latent_base`` (B, S)
+        are the latents mapped to the flow's standard-normal base."""
+        raw, correction = self.raw_log10_tests(flux, weight, model, z, latent_base)
+        scale = self.local_scale(latent_base, weight, model)
+        return np.minimum(raw / scale + correction, 0.0)
+
+    def raw_log10_tests(self, flux, weight, model, z, latent_base):
         """``(raw, correction)``: (B, T) log10 tail probabilities of the tests as if their null
         were exact, and (B, T) the log10 Bonferroni factor of each (tests of its family)."""
         flux, weight, model = (np.asarray(a, dtype=np.float64) for a in (flux, weight, model))
@@ -352,7 +425,9 @@ class Evidence:
         raw.append(np.log10((1.0 + at_least) / (len(ref) + 1.0)))
         correction.append(np.full((b, n_seg), np.log10(max(n_seg, 1))))
 
-        raw.append(chi2_log10_sf(latent_radius2, np.full(b, float(n_latent)))[:, None])
+        latent_base = np.asarray(latent_base, dtype=np.float64)
+        raw.append(chi2_log10_sf(np.square(latent_base).sum(axis=1),
+                                 np.full(b, float(latent_base.shape[1])))[:, None])
         correction.append(np.zeros((b, 1)))
         return np.concatenate(raw, axis=1), np.concatenate(correction, axis=1)
 

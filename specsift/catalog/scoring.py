@@ -134,7 +134,7 @@ class SurveyModel:
             if ok.any() and tests is not None:
                 log10p = tests.log10_tests(
                     *(batch[k][ok] for k in ("flux", "weight", "model", "z")),
-                    self.flow.base_radius2(latents[ok]), self.flow.n_features_)
+                    self.flow.base_coordinates(latents[ok]))
                 score[ok], best = tests.score(log10p)
                 reason[ok] = np.asarray(tests.labels, dtype=object)[best]
             nan = np.full(len(latents), np.nan)

@@ -169,20 +169,20 @@ class LatentFlow:
         return (logp - torch.log(self.latent_std_.double()).sum()).numpy()
 
     @torch.no_grad()
-    def base_radius2(self, latents) -> np.ndarray:
-        """Squared norm of the latents mapped to the flow's standard-normal base, (B,) float64.
+    def base_coordinates(self, latents) -> np.ndarray:
+        """Latents mapped to the flow's standard-normal base, (B, S) float64.
 
-        Why: for latents drawn from the fitted density this is chi-square with S degrees of
-        freedom, which turns the density into a tail probability that is comparable across
-        objects and models (see :mod:`specsift.catalog.evidence`).
+        Why: for latents drawn from the fitted density these are independent standard normals,
+        so their squared norm is chi-square with S degrees of freedom (a tail probability that
+        is comparable across objects and models) and distances between them are on one scale
+        in every direction (see :mod:`specsift.catalog.evidence`).
         """
         self._check_fitted()
         if isinstance(latents, torch.Tensor):
             latents = latents.detach().cpu().numpy()
         x = self._standardise(self._as_tensor(latents, "latents"))
         device = next(self.flow_.parameters()).device
-        base = self.flow_().transform(x.to(device))
-        return base.double().square().sum(-1).cpu().numpy()
+        return self.flow_().transform(x.to(device)).double().cpu().numpy()
 
     # -- persistence --------------------------------------------------------------------------
 

@@ -68,7 +68,7 @@ def test_a_line_missing_from_the_spectrum_is_named_in_the_reason():
     cal = OutlierCalibration(np.array([0.0, 1e5]), np.array([0.0]), segments_for(WAVE, "desi"),
                              np.zeros((10, 3)), np.zeros(0))
     evidence = Evidence(cal, WAVE, np.ones(len(WAVE), bool), (WAVE[0] / 1.6, WAVE[-1]))
-    tests = evidence.log10_tests(flux, weight, model, z, np.array([6.0, 6.0]), 6)
+    tests = evidence.log10_tests(flux, weight, model, z, np.ones((2, 6)))
     score, best = evidence.score(tests)
     assert score[0] < 3 and score[1] > 20
     assert "H-alpha" in evidence.labels[best[1]]
@@ -82,3 +82,34 @@ def test_a_test_with_a_heavy_null_is_tempered_and_a_nominal_one_is_not():
     heavy = 5 * np.log10(rng.uniform(size=(20000, 1)))           # five times too significant
     scale = test_scales(np.concatenate([nominal, heavy], axis=1))
     assert scale[0] == pytest.approx(1.0, abs=0.1) and scale[1] == pytest.approx(5.0, rel=0.1)
+
+
+def test_a_kind_of_galaxy_the_model_fits_poorly_is_compared_with_its_own_kind():
+    """Local tempering: a chi-square test that is heavy among an object's nearest training
+    galaxies is tempered for that object only; the latent test keeps its global scale."""
+    rng = np.random.default_rng(4)
+    cal = OutlierCalibration(np.array([0.0, 1e5]), np.array([0.0]), segments_for(WAVE, "desi"),
+                             np.zeros((10, 3)), np.zeros(0))
+    evidence = Evidence(cal, WAVE, np.ones(len(WAVE), bool), (WAVE[0] / 1.6, WAVE[-1]))
+    n, t = 2000, len(evidence.labels)
+    base = rng.normal(size=(n, 6))
+    kind_a = base[:, 0] > 1.0                                   # a corner of latent space
+    significance = -np.log10(rng.uniform(size=(n, t)))
+    significance[kind_a] *= 10                                  # ten times too significant there
+    snr = rng.normal(size=n)
+    cal.test_scale = np.ones(t)
+    cal.snr_standard = np.array([0.0, 1.0])
+    cal.neighbour_features = evidence.features(base, snr)
+    cal.neighbour_significance = significance
+    model = np.ones((2, len(WAVE)))
+    weight = np.ones((2, len(WAVE)))                            # log S/N 0 for both
+    probe = np.zeros((2, 6))
+    probe[0, 0], probe[1, 0] = 2.0, -1.0                        # one of kind A, one not
+    scale = evidence.local_scale(probe, weight, model)
+    chi2_tests = evidence.chi2_test
+    assert np.median(scale[0, chi2_tests]) == pytest.approx(10, rel=0.3)
+    assert np.median(scale[1, chi2_tests]) == pytest.approx(1, abs=0.2)
+    assert np.all(scale[:, ~chi2_tests] == 1)
+    # without neighbours in the calibration (one written before them): the global scale
+    cal.neighbour_features = cal.neighbour_significance = None
+    assert np.all(evidence.local_scale(probe, weight, model) == 1)
