@@ -10,9 +10,13 @@ import sys
 
 import numpy as np
 
-__all__ = ["configure_logging", "dask_client", "progress", "resolve_device", "seed_everything"]
+__all__ = ["DEFAULT_DEVICE", "configure_logging", "dask_client", "progress", "resolve_device",
+           "seed_everything"]
 
 logger = logging.getLogger("specsift")
+
+#: the device every function and command uses unless told otherwise: CUDA when present, else CPU
+DEFAULT_DEVICE = "auto"
 
 
 def configure_logging(verbosity: int = 0) -> None:
@@ -40,7 +44,7 @@ def progress(iterable=None, **kwargs):
     return tqdm(iterable, disable=disable, **kwargs)
 
 
-def resolve_device(device: str = "auto"):
+def resolve_device(device=DEFAULT_DEVICE):
     """Map ``auto`` to CUDA when a GPU is present, else CPU; pass explicit names through.
 
     A name torch does not know, or CUDA on a machine without a GPU, raises

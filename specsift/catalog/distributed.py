@@ -23,7 +23,7 @@ import numpy as np
 
 from ..atomic import sha256_file
 from ..errors import SpecsiftInputError
-from ..runtime import progress
+from ..runtime import DEFAULT_DEVICE, progress
 from .classify import StarGalaxyRule
 from .writer import CatalogParts, write_catalog
 
@@ -44,7 +44,7 @@ class ScoreJob:
     out: str
     batch_size: int = 512
     chunk_size: int = 8192
-    device: str = "cpu"
+    device: str = DEFAULT_DEVICE
     torch_threads: int = 0  # 0: leave torch's default
 
     @property

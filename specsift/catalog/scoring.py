@@ -25,6 +25,7 @@ from ..preprocess import PreprocessConfig, window_median
 from .calibration import evidence_for, load_calibration
 from .classify import StarGalaxyRule
 from .evidence import OutlierCalibration
+from ..runtime import DEFAULT_DEVICE
 
 __all__ = ["SurveyModel", "score_rows", "assemble_catalog", "bh_qvalues", "LEGACY_SCORE"]
 
@@ -84,7 +85,7 @@ class SurveyModel:
     calibration: OutlierCalibration | None = None
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "SurveyModel":
+    def load(cls, path: str | Path, device: str = DEFAULT_DEVICE) -> "SurveyModel":
         from ..models.flow import LatentFlow
         from ..models.modeldir import ModelDir
 
@@ -156,7 +157,7 @@ class SurveyModel:
 
 
 def score_rows(store, galaxy: SurveyModel, star: SurveyModel, rows: np.ndarray,
-               batch_size: int = 512, device: str = "cpu") -> dict[str, np.ndarray]:
+               batch_size: int = 512, device: str = DEFAULT_DEVICE) -> dict[str, np.ndarray]:
     """Score the store rows ``rows`` (sorted) under both pipelines: the part-file columns."""
     rows = np.asarray(rows, dtype=np.int64)
     g = galaxy.score(store, rows, batch_size, device, evidence=True)

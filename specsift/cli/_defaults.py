@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-__all__ = ["default_of"]
+__all__ = ["default_of", "add_device_option"]
 
 
 def default_of(func, name: str):
@@ -19,3 +19,13 @@ def default_of(func, name: str):
     if value is inspect.Parameter.empty:
         raise TypeError(f"{getattr(func, '__qualname__', func)} has no default for {name!r}")
     return value
+
+
+def add_device_option(parser, what: str = "") -> None:
+    """``--device``, the same for every command, defaulting to the library's
+    :data:`~specsift.runtime.DEFAULT_DEVICE`."""
+    from ..runtime import DEFAULT_DEVICE
+
+    parser.add_argument("--device", default=DEFAULT_DEVICE,
+                        help=f"torch device{what}: auto (GPU if present), cpu, cuda, cuda:N "
+                             f"(default {DEFAULT_DEVICE})")

@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from ._defaults import add_device_option
 
 __all__ = ["register"]
 
@@ -32,7 +33,7 @@ def register(subparsers) -> None:
     parser.add_argument("--epochs", type=int, default=None,
                         help="autoencoder epochs (default: train-ae's)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
+    add_device_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import SpecsiftInputError
 from ..preprocess.split import SPLITS
+from ._defaults import add_device_option
 
 __all__ = ["register"]
 
@@ -27,7 +28,7 @@ def register(subparsers) -> None:
                         help="output table, .parquet or .fits")
     parser.add_argument("--split", choices=SPLITS, default=None)
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--device", default="auto")
+    add_device_option(parser)
     parser.set_defaults(func=run)
 
 

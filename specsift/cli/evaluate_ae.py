@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from ._defaults import add_device_option
 
 __all__ = ["register"]
 
@@ -34,7 +35,7 @@ def register(subparsers) -> None:
                              "(default: as many as `score` takes; 0: the encoder's fit only)")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
+    add_device_option(parser)
     parser.set_defaults(func=run, outputs=("out", "plot"))
 
 

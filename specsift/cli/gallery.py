@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from ._defaults import add_device_option
 
 __all__ = ["register"]
 
@@ -36,7 +37,7 @@ def register(subparsers) -> None:
                         help="only objects of this ingest sample (e.g. bgs: the galaxy sample "
                              "the paper's gallery shows), by the sample's cuts on the catalogue "
                              "columns, as the store was ingested (default: every object)")
-    parser.add_argument("--device", default="auto")
+    add_device_option(parser)
     parser.set_defaults(func=run)
 
 

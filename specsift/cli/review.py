@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from ._defaults import add_device_option
 
 __all__ = ["register"]
 
@@ -36,7 +37,7 @@ def register(subparsers) -> None:
     parser.add_argument("--store", type=Path, default=None, help="store (default: from catalogue)")
     parser.add_argument("--galaxy-model", type=Path, default=None)
     parser.add_argument("--star-model", type=Path, default=None)
-    parser.add_argument("--device", default="auto")
+    add_device_option(parser)
     parser.set_defaults(func=run)
 
 

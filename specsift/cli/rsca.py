@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..atomic import atomic_path
 from ..errors import SpecsiftInputError
+from ._defaults import add_device_option
 
 __all__ = ["register"]
 
@@ -34,7 +35,7 @@ def _species(text: str | None):
 def _common(parser: argparse.ArgumentParser, spectra_required: bool = False) -> None:
     parser.add_argument("--spectra", nargs="+", required=spectra_required,
                         help="bulk spectra FITS file(s) or folder(s) of aspcapStar files")
-    parser.add_argument("--device", default="auto", help="torch device for the PPCA (auto)")
+    add_device_option(parser, " for the PPCA")
 
 
 def register(subparsers) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from ._defaults import add_device_option
 
 __all__ = ["register"]
 
@@ -28,7 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("--galaxy-model", type=Path, required=True, help="galaxy model directory")
     parser.add_argument("--star-model", type=Path, required=True, help="star model directory")
     parser.add_argument("--out", type=Path, required=True, help="CATALOG.parquet or CATALOG.fits")
-    parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda...")
+    add_device_option(parser)
     parser.add_argument("--batch-size", type=int, default=512, help="spectra per model call (512)")
     parser.add_argument("--chunk-size", type=int, default=8192,
                         help="objects per resumable part file / work unit (8192)")

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from ..models.configs import SIZES
+from ._defaults import add_device_option
 
 __all__ = ["register"]
 
@@ -48,7 +49,7 @@ def register(subparsers) -> None:
     parser.add_argument("--z-max", type=float, default=None,
                         help="highest redshift the model covers (default: from the training split)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda...")
+    add_device_option(parser)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--distributed", action="store_true",
                         help="data-parallel through accelerate (start with `torchrun --nproc_per_node N` "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from ._defaults import add_device_option
 
 __all__ = ["register"]
 
@@ -35,7 +36,7 @@ def register(subparsers) -> None:
                         help="skip the outlier tests' calibration: enough for a model used only "
                              "as `score --star-model` (it never gives OUTLIER_SCORE)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda...")
+    add_device_option(parser)
     parser.set_defaults(func=run, outputs=("model",))
 
 

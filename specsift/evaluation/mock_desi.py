@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import roc_auc, top_count_precision, top_fraction_precision
+from ..runtime import DEFAULT_DEVICE
 
 __all__ = ["CatalogTruth", "match_truth", "outlier_metrics", "star_galaxy_metrics",
            "normal_validation_chi2"]
@@ -103,7 +104,7 @@ def star_galaxy_metrics(is_star: np.ndarray, truth: CatalogTruth) -> dict:
             if contaminant.any() else float("nan")}
 
 
-def normal_validation_chi2(model_dir, store_dir, truth_path, device: str = "cpu") -> dict:
+def normal_validation_chi2(model_dir, store_dir, truth_path, device: str = DEFAULT_DEVICE) -> dict:
     """Pooled reduced chi2 of a model on its store's validation split, over the objects the
     truth calls normal (not injected anomalies), beside the median over all of them.
 

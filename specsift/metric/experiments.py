@@ -35,6 +35,7 @@ from .fitting import field_obs, load_censored
 from .ism_windows import find_ism_windows
 from .ppca import PPCA
 from .rsca import LatentMetric
+from ..runtime import DEFAULT_DEVICE
 
 __all__ = ["Context", "build_context", "run_report", "EXPERIMENTS", "Experiment", "Report",
            "write_table", "oracle_latents", "true_abundances", "plain_rate"]
@@ -117,7 +118,7 @@ class Report:
 
 
 def build_context(allstar, occam, spectra, n_components: int = 30, random_state: int = 0,
-                  truth=None, device: str = "auto", detect_windows: bool = True,
+                  truth=None, device: str = DEFAULT_DEVICE, detect_windows: bool = True,
                   with_errors: bool = False, plate_robust: bool = True) -> Context:
     """Load the samples, censor interstellar windows (App. A) and fit the field PPCA once."""
     data, _, windows = load_censored(allstar, occam, spectra=spectra, config=SampleConfig(),
@@ -282,7 +283,7 @@ EXPERIMENTS = {"table1": (table1, "table1_top_n.csv"), "fig2": (fig2, "fig2_rate
 
 
 def run_report(allstar, occam, spectra, out, truth=None, n_components: int = 30,
-               random_state: int = 0, only=None, device: str = "auto",
+               random_state: int = 0, only=None, device: str = DEFAULT_DEVICE,
                plate_robust: bool = True) -> Report:
     """Run the experiments (all, or those named in ``only``) and write their tables; the
     figure inputs come back in the :class:`Report` (``specsift.plots.rsca.draw_report``)."""

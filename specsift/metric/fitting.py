@@ -21,6 +21,7 @@ from .dataset import RSCAData, load_rsca_data
 from .doppelganger import DoppelgangerResult, loco_evaluate
 from .ism_windows import apply_windows, find_ism_windows
 from .rsca import RSCA
+from ..runtime import DEFAULT_DEVICE
 
 __all__ = ["load_censored", "fit_rsca", "evaluate_rsca", "evaluation_data", "reference_distances",
            "FittedRSCA"]
@@ -97,7 +98,7 @@ def fit_rsca(allstar, occam, spectra=None, abundances=None, n_components: int = 
              random_state: int = 0, weighted: bool = False,
              error_threshold: float = ERROR_THRESHOLD, ism_windows: str = "detect",
              plate_robust: bool = True, plate_column: str | None = None,
-             skip_bad: bool = False, device: str = "auto") -> FittedRSCA:
+             skip_bad: bool = False, device: str = DEFAULT_DEVICE) -> FittedRSCA:
     """Fit RSCA from an allStar catalogue, an OCCAM member list and spectra (or abundances).
 
     ``plate_robust`` (default) keeps the metric from learning the plate (see

@@ -17,6 +17,7 @@ from ..errors import SpecsiftInputError
 from ..models.modeldir import CONFIG_NAME, ModelDir
 from .ppca import PPCA, WeightedPPCA
 from .rsca import RSCA, LatentMetric
+from ..runtime import DEFAULT_DEVICE
 
 __all__ = ["save_model", "load_model", "WEIGHTS", "MODEL_FILE", "CONFIG_FILE"]
 
@@ -44,7 +45,7 @@ def save_model(model: RSCA, out: str | Path, config: dict, reference: dict | Non
     return out
 
 
-def load_model(folder: str | Path, device: str = "cpu") -> tuple[RSCA, dict]:
+def load_model(folder: str | Path, device: str = DEFAULT_DEVICE) -> tuple[RSCA, dict]:
     """Load a folder written by :func:`save_model` (sha256 verified first). The config's
     ``reference`` entry holds the reference distances as arrays."""
     folder = ModelDir(folder)

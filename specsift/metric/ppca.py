@@ -61,7 +61,7 @@ import scipy.sparse
 import torch
 
 from ..errors import SpecsiftInputError
-from ..runtime import progress, resolve_device
+from ..runtime import DEFAULT_DEVICE, progress, resolve_device
 
 __all__ = ["PPCA", "WeightedPPCA"]
 
@@ -142,7 +142,7 @@ class PPCA:
 
     def __init__(self, n_components: int = 30, max_iter: int = 200, tol: float = 1e-5,
                  random_state: int = 0, batch_size: int = 4096, warm_rows: int | None = 20000,
-                 min_observed: int | None = None, device: str = "cpu"):
+                 min_observed: int | None = None, device: str = DEFAULT_DEVICE):
         self.n_components = n_components
         self.max_iter = max_iter
         self.tol = tol

@@ -16,11 +16,12 @@ from ..preprocess.split import SPLITS
 from .augment import redshift_copy
 from .inference import check_grid, encode_batches
 from .inputs import clean_batch
+from ..runtime import DEFAULT_DEVICE, resolve_device
 
 __all__ = ["split_metrics", "invariance_ratio", "chi2_by_snr", "evaluate"]
 
 
-def split_metrics(autoencoder, store, batch_size: int = 512, device="cpu") -> dict:
+def split_metrics(autoencoder, store, batch_size: int = 512, device=DEFAULT_DEVICE) -> dict:
     """Fidelity loss and reduced chi-square of each split, over unflagged objects, in one pass."""
     n_pix = len(store.wave)
     sums = {s: np.zeros(4) for s in SPLITS}  # fidelity sum, chi2 sum, n_good sum, objects
@@ -52,14 +53,14 @@ def split_metrics(autoencoder, store, batch_size: int = 512, device="cpu") -> di
 @torch.no_grad()
 def invariance_ratio(autoencoder, store, split: str = "validation", max_objects: int = 2000,
                      max_shift: float = 0.2, noise: float = 0.0, seed: int = 0,
-                     batch_size: int = 512, device="cpu") -> dict:
+                     batch_size: int = 512, device=DEFAULT_DEVICE) -> dict:
     """Mean random-pair latent distance / mean object-to-redshifted-copy distance.
 
     The copies come from :func:`~specsift.models.augment.redshift_copy` (``noise=0``: the redshift
     change alone, as in the paper's definition); flagged objects are left out.
     """
     check_grid(autoencoder, store)
-    device = torch.device(device)
+    device = resolve_device(device)
     autoencoder = autoencoder.to(device).eval()
     rows = np.flatnonzero(np.asarray(store.meta["SPLIT"]) == split)
     rng = np.random.default_rng(seed)
@@ -89,7 +90,7 @@ def invariance_ratio(autoencoder, store, split: str = "validation", max_objects:
 
 
 def chi2_by_snr(autoencoder, store, split: str = "validation", refine_steps: int = 0,
-                brightest: float = 0.02, batch_size: int = 512, device="cpu") -> dict:
+                brightest: float = 0.02, batch_size: int = 512, device=DEFAULT_DEVICE) -> dict:
     """Median reduced chi-square of ``split``'s unflagged objects in S/N terciles and in the
     ``brightest`` fraction.
 
@@ -122,7 +123,7 @@ def chi2_by_snr(autoencoder, store, split: str = "validation", refine_steps: int
     return result
 
 
-def evaluate(autoencoder, store, batch_size: int = 512, device="cpu", max_objects: int = 2000,
+def evaluate(autoencoder, store, batch_size: int = 512, device=DEFAULT_DEVICE, max_objects: int = 2000,
              seed: int = 0, refine_steps: int = 0) -> dict:
     """The ``evaluate-ae`` report: ``splits`` -> metrics, ``invariance_ratio`` and its details,
     ``chi2_by_snr`` of the validation split (the encoder's fit, and the refined fit when

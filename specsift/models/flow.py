@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import SpecsiftInputError
-from ..runtime import progress, resolve_device
+from ..runtime import DEFAULT_DEVICE, progress, resolve_device
 
 __all__ = ["LatentFlow", "FLOW_WEIGHTS", "collect_latents"]
 
@@ -55,7 +55,7 @@ class LatentFlow:
 
     def __init__(self, transforms: int = 5, hidden: tuple[int, ...] = (64, 64),
                  max_epochs: int = 300, patience: int = 15, lr: float = 1e-3,
-                 batch_size: int = 256, seed: int = 0, device: str = "auto"):
+                 batch_size: int = 256, seed: int = 0, device: str = DEFAULT_DEVICE):
         self.transforms = transforms
         self.hidden = hidden
         self.max_epochs = max_epochs
@@ -207,7 +207,7 @@ class LatentFlow:
                                extra_config={"flow": self.config()})
 
     @classmethod
-    def load(cls, model_dir, device: str = "cpu") -> "LatentFlow":
+    def load(cls, model_dir, device: str = DEFAULT_DEVICE) -> "LatentFlow":
         """Rebuild the flow saved in ``model_dir``; the weights' sha256 is verified on loading."""
         config = model_dir.config.get("flow")
         if not config:
@@ -228,7 +228,7 @@ class LatentFlow:
 
 
 def collect_latents(autoencoder, store, split: str, batch_size: int = 512,
-                    device="cpu") -> np.ndarray:
+                    device=DEFAULT_DEVICE) -> np.ndarray:
     """Latents of every unflagged object of one ``split`` of ``store``: what
     :meth:`LatentFlow.fit` is fitted on. Flagged objects are counted and logged."""
     from .inference import encode_batches

@@ -15,6 +15,7 @@ from ..errors import SpecsiftInputError
 from .inputs import clean_batch
 from .losses import chi2_terms
 from .refine import refine_fit
+from ..runtime import DEFAULT_DEVICE, resolve_device
 
 __all__ = ["encode_batches", "check_grid", "REFINE_ABOVE", "REFINE_BELOW"]
 
@@ -63,7 +64,7 @@ def _refined(autoencoder, latents, flux, ivar, z, rest, model, covered, reduced,
 
 @torch.no_grad()
 def encode_batches(autoencoder, store, batch_size: int = 512, rows=None, split: str | None = None,
-                   device: str | torch.device = "cpu", return_model: bool = False,
+                   device: str | torch.device = DEFAULT_DEVICE, return_model: bool = False,
                    return_rest: bool = False,
                    return_input: bool = False,
                    refine_steps: int = 0) -> Iterator[dict[str, np.ndarray]]:
@@ -78,7 +79,7 @@ def encode_batches(autoencoder, store, batch_size: int = 512, rows=None, split: 
     The model is moved to ``device`` and put in eval mode.
     """
     check_grid(autoencoder, store)
-    device = torch.device(device)
+    device = resolve_device(device)
     autoencoder = autoencoder.to(device).eval()
     for batch in store.batches(batch_size=batch_size, split=split, rows=rows):
         flux = torch.as_tensor(batch["flux"], device=device)

@@ -22,6 +22,7 @@ import torch
 
 from ..atomic import atomic_path, sha256_file
 from ..errors import SpecsiftInputError
+from ..runtime import DEFAULT_DEVICE, resolve_device
 
 __all__ = ["ModelDir", "CONFIG_NAME", "LOG_NAME", "CHECKPOINT_NAME", "AUTOENCODER_WEIGHTS"]
 
@@ -92,8 +93,9 @@ class ModelDir:
         weights[name] = {"file": target.name, "sha256": digest}
         self.update_config({**(extra_config or {}), "weights": weights})
 
-    def load_weights(self, name: str, device: str | torch.device = "cpu") -> dict:
-        """Verify ``<name>.safetensors`` against the recorded sha256, then load it."""
+    def load_weights(self, name: str) -> dict:
+        """Verify ``<name>.safetensors`` against the recorded sha256, then load it into host memory
+        (the caller moves what it needs to its device)."""
         from safetensors.torch import load_file
 
         record = self.config.get("weights", {}).get(name)
@@ -108,7 +110,7 @@ class ModelDir:
                                      f"{record['sha256'][:12]}...: the weights were modified or "
                                      "truncated after training", path=file)
         try:
-            return load_file(str(file), device=str(device))
+            return load_file(str(file), device="cpu")
         except Exception as error:  # SafetensorError: a damaged header under a matching hash
             raise SpecsiftInputError(f"not a readable safetensors file ({error}); its recorded "
                                      "sha256 matches, so it was written or recorded wrongly: "
@@ -116,7 +118,7 @@ class ModelDir:
 
     # -- the autoencoder --------------------------------------------------------------------------
 
-    def load_autoencoder(self, device: str | torch.device = "cpu"):
+    def load_autoencoder(self, device: str | torch.device = DEFAULT_DEVICE):
         """Rebuild the trained :class:`~specsift.models.autoencoder.SpectrumAutoencoder` (eval mode)."""
         from .autoencoder import SpectrumAutoencoder
         from .instrument import Instrument
@@ -133,7 +135,7 @@ class ModelDir:
         model = SpectrumAutoencoder(instrument, config["latents"], config["z_min"], config["z_max"],
                                     **config["architecture"])
         model.load_state_dict(state)
-        return model.to(device).eval()
+        return model.to(resolve_device(device)).eval()
 
     # -- training artefacts -------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import SpecsiftInputError
-from ..runtime import progress, resolve_device
+from ..runtime import DEFAULT_DEVICE, progress, resolve_device
 from .augment import redshift_copy
 from .autoencoder import SpectrumAutoencoder
 from .configs import architecture
@@ -209,7 +209,7 @@ class AutoencoderTrainer:
                  decoder_epochs: int = 3,
                  augment_shift: float = 0.2, augment_noise: float = 0.3,
                  augment_fraction: float = 0.5,
-                 z_range: tuple[float, float] | None = None, seed: int = 0, device: str = "auto",
+                 z_range: tuple[float, float] | None = None, seed: int = 0, device: str = DEFAULT_DEVICE,
                  amp: bool = True, distributed: bool = False):
         self.latents = latents
         self.size = size

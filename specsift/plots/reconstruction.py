@@ -7,6 +7,7 @@ existing axes, so other figures (the outlier gallery) reuse them with their own 
 from __future__ import annotations
 
 import numpy as np
+from ..runtime import DEFAULT_DEVICE
 
 __all__ = ["ZOOM_LINES", "mask_runs", "shade_masked", "plot_spectrum_with_zooms",
            "reconstruction_figure", "save_reconstruction_figure"]
@@ -107,7 +108,7 @@ def reconstruction_figure(spectra: list[dict], lines=None):
     return fig
 
 
-def save_reconstruction_figure(path, autoencoder, store, rows=None, n: int = 3, device="cpu",
+def save_reconstruction_figure(path, autoencoder, store, rows=None, n: int = 3, device=DEFAULT_DEVICE,
                                seed: int = 0) -> None:
     """Encode ``rows`` of ``store`` (default: ``n`` random test objects) and save the figure (PNG)."""
     import matplotlib.pyplot as plt

@@ -11,6 +11,7 @@ scored.
 from __future__ import annotations
 
 import numpy as np
+from ..runtime import DEFAULT_DEVICE
 
 __all__ = ["spectrum_records", "residual_significance", "open_sources", "ranked_rows",
            "REQUIRED_COLUMNS"]
@@ -43,7 +44,7 @@ def _encoded(autoencoder, source, rows, batch_size, device) -> dict[int, tuple]:
     return out
 
 
-def spectrum_records(store, rows, galaxy, star=None, device: str = "cpu",
+def spectrum_records(store, rows, galaxy, star=None, device: str = DEFAULT_DEVICE,
                      batch_size: int = 256) -> list[dict]:
     """Spectra and model fits of the store rows ``rows``, one dict per row, in the order given.
 
@@ -104,7 +105,7 @@ def _scale(flux, flux_frame) -> float:
 
 
 def open_sources(metadata: dict, store=None, galaxy_model=None, star_model=None,
-                 device: str = "cpu", catalog=None, need_star: bool = True):
+                 device: str = DEFAULT_DEVICE, catalog=None, need_star: bool = True):
     """The store and the autoencoders a catalogue was scored with (paths from its metadata
     unless given): ``(store, galaxy autoencoder, star autoencoder or None)``.
 

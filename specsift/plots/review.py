@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
+from ..runtime import DEFAULT_DEVICE
 
 __all__ = ["decimate", "review_objects", "write_review", "review_catalog", "ROW_COLUMNS"]
 
@@ -484,7 +485,7 @@ if (location.protocol.startsWith("http")) {
 
 
 def review_catalog(catalog, out, top: int = 500, order: str | None = None, store=None,
-                   galaxy_model=None, star_model=None, device: str = "cpu") -> dict:
+                   galaxy_model=None, star_model=None, device: str = DEFAULT_DEVICE) -> dict:
     """``specsift review``: the review page of the ``top`` objects of a catalogue.
 
     Arguments:

@@ -86,3 +86,40 @@ def test_verb_defaults_are_the_librarys(path, target, renamed):
         assert cli == default, (path, action.dest, cli, default)
         compared += 1
     assert compared >= 1, path
+
+
+def test_every_library_function_that_takes_a_device_defaults_to_the_one_default():
+    """The CLI's ``--device`` default and every function's ``device`` default are one value,
+    :data:`specsift.runtime.DEFAULT_DEVICE`: a script that calls the library gets the GPU when
+    the command line would."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import specsift
+    from specsift.runtime import DEFAULT_DEVICE
+
+    checked, wrong = 0, []
+    for info in pkgutil.walk_packages(specsift.__path__, "specsift."):
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if getattr(obj, "__module__", None) != module.__name__:
+                continue
+            members = [obj] + ([m for m in vars(obj).values() if inspect.isfunction(m)
+                                or isinstance(m, (classmethod, staticmethod))]
+                               if inspect.isclass(obj) else [])
+            for member in members:
+                func = getattr(member, "__func__", member)
+                if not callable(func):
+                    continue
+                try:
+                    parameter = inspect.signature(func).parameters.get("device")
+                except (TypeError, ValueError):
+                    continue
+                if parameter is None or parameter.default is inspect.Parameter.empty:
+                    continue
+                checked += 1
+                if parameter.default not in (DEFAULT_DEVICE, None):
+                    wrong.append(f"{module.__name__}.{getattr(func, '__qualname__', name)}")
+    assert checked >= 15
+    assert not wrong, wrong
