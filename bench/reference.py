@@ -7,6 +7,7 @@ the package really came from that folder.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ _RUN = ("import sys; sys.path.insert(0, {src!r}); import specsift; "
         "from specsift.cli.main import main; rc = main(sys.argv[1:]); import resource; "
         "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
 
-__all__ = ["ROOT", "checkout", "specsift"]
+__all__ = ["ROOT", "checkout", "specsift", "write_report"]
 
 
 def checkout(commit: str, work: Path) -> Path:
@@ -56,3 +57,9 @@ def specsift(src: Path, argv: list[str], log: Path, on_line=None) -> dict:
         if proc.wait():
             raise SystemExit(f"specsift {argv[0]} failed in {src}; see {log}")
     return {"seconds": time.perf_counter() - start, "peak_rss_mb": peak}
+
+
+def write_report(path: Path, report: dict) -> None:
+    """Write a benchmark's figures as JSON (the folder is created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1))

@@ -20,7 +20,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -29,7 +28,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-ROOT = Path(__file__).resolve().parent.parent
+from reference import ROOT, write_report  # noqa: E402  (bench/ is on sys.path)
+
 sys.path.insert(0, str(ROOT))
 
 from specsift.catalog import read_catalog  # noqa: E402
@@ -134,8 +134,7 @@ def main(argv=None) -> int:
                 print(f"  round 3 ratio {ratio:.2f} (bar 2x: {'met' if ratio >= 2 else 'NOT met'})"
                       f"; strongest directions {last['directions']}")
     report["seconds"] = round(time.perf_counter() - start, 1)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=1))
+    write_report(args.json, report)
     print(f"{report['seconds']} s; written {args.json}")
     return 0
 

@@ -20,7 +20,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -30,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from reference import ROOT, write_report  # noqa: E402  (bench/ is on sys.path)
+
 BAR_SECONDS = 3.0
 
 
@@ -104,8 +104,7 @@ def main(argv=None) -> int:
               f"first card drawn {run['first_drawn']:.2f} s, {run['cards']} cards")
     print(f"ready: median {report['ready_median']:.2f} s, max {report['ready_max']:.2f} s "
           f"(bar < {BAR_SECONDS} s: {'met' if report['bar_met'] else 'NOT met'})")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=1))
+    write_report(args.json, report)
     print(f"written {args.json}")
     return 0
 
