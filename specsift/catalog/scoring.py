@@ -22,10 +22,10 @@ import numpy as np
 from astropy.table import Table
 
 from ..preprocess import PreprocessConfig, window_median
+from ..runtime import DEFAULT_DEVICE
 from .calibration import evidence_for, load_calibration
 from .classify import StarGalaxyRule
 from .evidence import OutlierCalibration
-from ..runtime import DEFAULT_DEVICE
 
 __all__ = ["SurveyModel", "score_rows", "assemble_catalog", "bh_qvalues", "LEGACY_SCORE"]
 

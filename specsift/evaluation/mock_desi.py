@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import roc_auc, top_count_precision, top_fraction_precision
 from ..runtime import DEFAULT_DEVICE
+from .metrics import roc_auc, top_count_precision, top_fraction_precision
 
 __all__ = ["CatalogTruth", "match_truth", "outlier_metrics", "star_galaxy_metrics",
            "normal_validation_chi2"]

@@ -29,13 +29,13 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import SpecsiftInputError
 from ..preprocess.stellar_samples import DEFAULT_SPECIES, SUBSET_SPECIES, SampleConfig
+from ..runtime import DEFAULT_DEVICE
 from .dataset import RSCAData, load_rsca_data
 from .doppelganger import doppelganger_rate, loco_evaluate
 from .fitting import field_obs, load_censored
 from .ism_windows import find_ism_windows
 from .ppca import PPCA
 from .rsca import LatentMetric
-from ..runtime import DEFAULT_DEVICE
 
 __all__ = ["Context", "build_context", "run_report", "EXPERIMENTS", "Experiment", "Report",
            "write_table", "oracle_latents", "true_abundances", "plain_rate"]

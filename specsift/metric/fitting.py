@@ -17,11 +17,11 @@ import numpy as np
 from ..errors import SpecsiftInputError
 from ..io.apogee import ERROR_THRESHOLD
 from ..preprocess.stellar_samples import SampleConfig
+from ..runtime import DEFAULT_DEVICE
 from .dataset import RSCAData, load_rsca_data
 from .doppelganger import DoppelgangerResult, loco_evaluate
 from .ism_windows import apply_windows, find_ism_windows
 from .rsca import RSCA
-from ..runtime import DEFAULT_DEVICE
 
 __all__ = ["load_censored", "fit_rsca", "evaluate_rsca", "evaluation_data", "reference_distances",
            "FittedRSCA"]

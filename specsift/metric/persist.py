@@ -15,9 +15,9 @@ import torch
 
 from ..errors import SpecsiftInputError
 from ..models.modeldir import CONFIG_NAME, ModelDir
+from ..runtime import DEFAULT_DEVICE
 from .ppca import PPCA, WeightedPPCA
 from .rsca import RSCA, LatentMetric
-from ..runtime import DEFAULT_DEVICE
 
 __all__ = ["save_model", "load_model", "WEIGHTS", "MODEL_FILE", "CONFIG_FILE"]
 

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from ..preprocess.split import SPLITS
+from ..runtime import DEFAULT_DEVICE, resolve_device
 from .augment import redshift_copy
 from .inference import check_grid, encode_batches
 from .inputs import clean_batch
-from ..runtime import DEFAULT_DEVICE, resolve_device
 
 __all__ = ["split_metrics", "invariance_ratio", "chi2_by_snr", "evaluate"]
 

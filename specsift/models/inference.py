@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 from ..errors import SpecsiftInputError
+from ..runtime import DEFAULT_DEVICE, resolve_device
 from .inputs import clean_batch
 from .losses import chi2_terms
 from .refine import refine_fit
-from ..runtime import DEFAULT_DEVICE, resolve_device
 
 __all__ = ["encode_batches", "check_grid", "REFINE_ABOVE", "REFINE_BELOW"]
 
