@@ -207,8 +207,8 @@ def _merge(job: ScoreJob, parts: CatalogParts, n_chunks: int, store, rule: StarG
            fdr: float | None) -> Path:
     from ..models.modeldir import ModelDir
     from .calibration import OUTLIER_WEIGHTS
-    from .evidence import SCORE_FORMULA
     from .scoring import LEGACY_SCORE, assemble_catalog
+    from .starlike import SCORE_FORMULA
 
     table = assemble_catalog(parts.read(n_chunks), store.meta, rule)
     calibrated = ModelDir(job.galaxy_model).has_weights(OUTLIER_WEIGHTS)
@@ -222,8 +222,10 @@ def _merge(job: ScoreJob, parts: CatalogParts, n_chunks: int, store, rule: StarG
                 "STARMODL": str(Path(job.star_model).resolve()),
                 "SURVEY": str(getattr(store, "survey", "")),
                 "SCORE": SCORE_FORMULA if calibrated else LEGACY_SCORE,
-                "PVALUE": "fraction of validation-split galaxies of the galaxy model scoring at "
-                          "least as high (conformal); QVALUE: Benjamini-Hochberg over the catalogue",
+                "PVALUE": "Bonferroni over the residual evidence (conformal against the galaxy "
+                          "model's validation split) and the star-likeness test (against the "
+                          "catalogue's validation-split galaxies); QVALUE: Benjamini-Hochberg "
+                          "over the catalogue's galaxies",
                 "MODELS": json.dumps({"galaxy": _model_hashes(job.galaxy_model),
                                       "star": _model_hashes(job.star_model)}),
                 **rule.metadata()}

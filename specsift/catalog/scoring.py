@@ -26,6 +26,7 @@ from ..runtime import DEFAULT_DEVICE
 from .calibration import evidence_for, load_calibration
 from .classify import StarGalaxyRule
 from .evidence import OutlierCalibration
+from .starlike import REASON as STAR_LIKE, StarLikeNull, combine
 
 __all__ = ["SurveyModel", "score_rows", "assemble_catalog", "bh_qvalues", "LEGACY_SCORE"]
 
@@ -193,9 +194,12 @@ def bh_qvalues(pvalues: np.ndarray) -> np.ndarray:
     return q
 
 
-def _ranks(score: np.ndarray) -> np.ndarray:
-    """1 = highest score; unscored objects (NaN) come last; ties are broken by store row."""
-    order = np.lexsort((np.arange(len(score)), -np.nan_to_num(score, nan=-np.inf)))
+def _ranks(score: np.ndarray, tie_break: np.ndarray) -> np.ndarray:
+    """1 = highest score; unscored objects (NaN) come last; ties are broken by the higher
+    ``tie_break``, then by store row. Why a tie-break: a conformal p-value is a step function,
+    and the evidence it was computed from still orders the objects within a step."""
+    order = np.lexsort((np.arange(len(score)), -np.nan_to_num(tie_break, nan=-np.inf),
+                        -np.nan_to_num(score, nan=-np.inf)))
     ranks = np.empty(len(score), dtype=np.int64)
     ranks[order] = np.arange(1, len(score) + 1)
     return ranks
@@ -204,10 +208,13 @@ def _ranks(score: np.ndarray) -> np.ndarray:
 def assemble_catalog(scores: dict[str, np.ndarray], meta: Table, rule: StarGalaxyRule) -> Table:
     """Catalogue rows from the part-file scores and the store's metadata (store row order).
 
-    ``OUTLIER_SCORE`` is the galaxy model's outlier score (see
-    :mod:`specsift.catalog.evidence`), ``OUTLIER_QVALUE`` the Benjamini-Hochberg q-value of
-    ``OUTLIER_PVALUE`` over the objects classified as galaxies (NaN for stars), and the reason
-    of an object classified as a star is ``star-like``.
+    With a calibrated galaxy model, ``OUTLIER_PVALUE`` combines the p-value of the residual
+    evidence (:mod:`specsift.catalog.evidence`) with the star-likeness test
+    (:mod:`specsift.catalog.starlike`) and ``OUTLIER_SCORE = -log10 OUTLIER_PVALUE``; without
+    one, the part files' score (``-LOGP_GALAXY``) is kept. ``OUTLIER_QVALUE`` is the
+    Benjamini-Hochberg q-value of ``OUTLIER_PVALUE`` over the objects classified as galaxies
+    (NaN for stars), and the reason of an object classified as a star, or one the
+    star-likeness test ranked, is ``star-like``.
     """
     rows = scores["STORE_ROW"]
     meta = meta[rows]
@@ -215,23 +222,34 @@ def assemble_catalog(scores: dict[str, np.ndarray], meta: Table, rule: StarGalax
     table["TARGETID"] = meta["TARGETID"] if "TARGETID" in meta.colnames else meta["ID"]
     table["Z"] = np.asarray(meta["Z"], dtype=np.float64)
     for name in ("CHI2_GALAXY", "CHI2_STAR", "CHI2_REFINED", "DV_GALAXY", "LOGP_GALAXY",
-                 "LOGP_STAR", "OUTLIER_SCORE"):
+                 "LOGP_STAR"):
         if name in scores:   # part files of an older specsift have no CHI2_REFINED, DV_GALAXY
             table[name] = scores[name]
-    table["RANK"] = _ranks(table["OUTLIER_SCORE"])
     kwargs = dict(chi2_galaxy=scores["CHI2_GALAXY"], chi2_star=scores["CHI2_STAR"],
                   npix_galaxy=scores["NPIX_GALAXY"], npix_star=scores["NPIX_STAR"],
                   logp_galaxy=scores["LOGP_GALAXY"], logp_star=scores["LOGP_STAR"])
     is_star = rule.predict(**kwargs)
-    table["OUTLIER_PVALUE"] = scores["OUTLIER_PVALUE"]
+    log_ratio = rule.log_ratio(**kwargs)
+    pvalue = np.asarray(scores["OUTLIER_PVALUE"], dtype=np.float64)
+    reason = np.asarray(scores["OUTLIER_REASON"], dtype=object)
+    evidence = score = np.asarray(scores["OUTLIER_SCORE"], dtype=np.float64)
+    null = StarLikeNull.from_catalog(log_ratio, meta["SPLIT"] if "SPLIT" in meta.colnames
+                                     else None, is_star) if np.isfinite(pvalue).any() else None
+    if null is not None:
+        with np.errstate(divide="ignore"):
+            log10_p, star_decides = combine(np.log10(pvalue), null.log10_pvalue(log_ratio))
+        pvalue, score = 10.0 ** log10_p, -log10_p
+        reason[star_decides & (reason != "")] = STAR_LIKE
+    table["OUTLIER_SCORE"] = score
+    table["RANK"] = _ranks(score, evidence)
+    table["OUTLIER_PVALUE"] = pvalue
     # the null is "a normal galaxy": an object the star model explains is no discovery, and
     # counting the stars of a mixed survey as discoveries would loosen every galaxy's q-value
-    table["OUTLIER_QVALUE"] = bh_qvalues(np.where(is_star, np.nan, scores["OUTLIER_PVALUE"]))
-    reason = np.asarray(scores["OUTLIER_REASON"], dtype=object)
-    reason[is_star & (reason != "")] = "star-like"
+    table["OUTLIER_QVALUE"] = bh_qvalues(np.where(is_star, np.nan, pvalue))
+    reason[is_star & (reason != "")] = STAR_LIKE
     table["OUTLIER_REASON"] = reason.astype(str)
     table["IS_STAR"] = is_star
-    table["STAR_LOGLR"] = rule.log_ratio(**kwargs)
+    table["STAR_LOGLR"] = log_ratio
     for name in ("NPIX_GALAXY", "NPIX_STAR", "FLAG_GALAXY", "FLAG_STAR", "STORE_ROW"):
         table[name] = scores[name]
     for name in meta.colnames:
