@@ -108,30 +108,39 @@ def main(argv=None) -> int:
     parser.add_argument("--catalog", type=Path, required=True)
     parser.add_argument("--truth", type=Path, required=True, help="the mock's truth.fits")
     parser.add_argument("--method", choices=(*METHODS, "both"), default="both")
+    parser.add_argument("--hide-stars", action="store_true",
+                        help="review only the objects classified as galaxies (IS_STAR false), "
+                             "as the review page's filter does")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "review.json")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     table, _ = read_catalog(args.catalog)
+    if args.hide_stars:
+        table = table[~np.asarray(table["IS_STAR"], bool)]
     family = truth_families(args.truth, np.asarray(table["TARGETID"]))
     methods = METHODS if args.method == "both" else (args.method,)
-    report = {"catalog": str(args.catalog), "objects": len(table), "results": {}}
+    report = {"catalog": str(args.catalog), "objects": len(table),
+              "hide_stars": args.hide_stars, "results": {}}
     with tempfile.TemporaryDirectory() as work:
         for name, interesting in CHOICES.items():
             total = int(np.isin(family, interesting).sum())
             for method in methods:
                 rounds = simulate(table, family, interesting, method, Path(work))
                 last = rounds[-1]
-                ratio = last["next100_reranked"] / max(last["next100_unsupervised"], 1e-9)
+                found, baseline = last["next100_reranked"], last["next100_unsupervised"]
+                # a baseline of 0 has no ratio; the bar then asks for at least 2 found
+                ratio = found / baseline if baseline else float("inf")
+                met = found >= 2 * max(baseline, 1)
                 report["results"][f"{name} / {method}"] = {
                     "families": interesting, "in_catalogue": total, "rounds": rounds,
-                    "ratio_round3": round(ratio, 2), "bar_2x": bool(ratio >= 2)}
+                    "ratio_round3": round(ratio, 2) if baseline else None, "bar_2x": met}
                 print(f"{name} [{method}] ({total} in the catalogue)")
                 for row in rounds:
                     print(f"  round {row['round']}: labelled {row['labelled']} "
                           f"({row['interesting_labelled']} interesting); next 100: re-ranked "
                           f"{row['next100_reranked']}, unsupervised "
                           f"{row['next100_unsupervised']}  [{row['rerank_seconds']} s]")
-                print(f"  round 3 ratio {ratio:.2f} (bar 2x: {'met' if ratio >= 2 else 'NOT met'})"
+                print(f"  round 3 ratio {ratio:.2f} (bar 2x: {'met' if met else 'NOT met'})"
                       f"; strongest directions {last['directions']}")
     report["seconds"] = round(time.perf_counter() - start, 1)
     write_report(args.json, report)
