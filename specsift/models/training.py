@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -43,6 +44,30 @@ __all__ = ["AutoencoderTrainer", "make_optimizer", "redshift_range", "epoch_seed
 logger = logging.getLogger("specsift.models")
 
 PHASES = ("fidelity", "invariance", "decoder")
+
+
+@dataclass
+class _TrainingState:
+    """Where a training run stands: what a checkpoint records so that a resume continues it."""
+
+    phase: int = 0              # index into PHASES
+    epoch_in_phase: int = 0
+    epoch: int = 0              # over all phases (seeds the epoch's shuffle and augmentation)
+    best: float = math.inf      # best validation loss of this phase
+    stale: int = 0              # epochs since it improved (early stopping)
+    best_model: dict | None = None   # weights of that epoch
+    scheduler: dict | None = None    # learning-rate schedule, None at a phase start
+
+    def to_checkpoint(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"best": float(self.best)}
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict) -> "_TrainingState":
+        state = cls(**{f.name: checkpoint[f.name] for f in fields(cls)})
+        state.best = float(state.best)
+        return state
+_LOSS_TERMS = ("fidelity", "similarity", "consistency")   # per-object means, summed times n
+_EPOCH_SUMS = (*_LOSS_TERMS, "chi2", "n_good", "n")       # what an epoch adds up over batches
 
 
 def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
@@ -297,7 +322,7 @@ class AutoencoderTrainer:
         model.train(training)
         seed = epoch_seed(self.seed, epoch) if training else epoch_seed(self.seed, 0, stream=1)
         generator = torch.Generator(device=engine.device).manual_seed(seed)
-        sums = torch.zeros(6, dtype=torch.float64, device=engine.device)
+        sums = torch.zeros(len(_EPOCH_SUMS), dtype=torch.float64, device=engine.device)
         flagged: dict[int, int] = {}
         batches = store.batches(batch_size=self.batch_size, rows=rows, shuffle=training, seed=seed)
         bar = progress(batches, total=math.ceil(len(rows) / self.batch_size), leave=False,
@@ -312,10 +337,13 @@ class AutoencoderTrainer:
                 optimizer.step()
                 scheduler.step()
             n = terms["_n"].double()
-            parts = [terms[k] if k in terms else torch.zeros((), device=n.device)
-                     for k in ("fidelity", "similarity", "consistency")]
-            sums += torch.stack([n * p.detach().double() for p in parts]
-                                + [terms["_chi2"].detach().double(), terms["_n_good"].double(), n])
+            batch_sums = {"chi2": terms["_chi2"].detach().double(),
+                          "n_good": terms["_n_good"].double(), "n": n}
+            batch_sums.update({k: n * terms[k].detach().double() for k in _LOSS_TERMS
+                               if k in terms})
+            sums += torch.stack([batch_sums.get(k, torch.zeros((), dtype=torch.float64,
+                                                               device=n.device))
+                                 for k in _EPOCH_SUMS])
             for bit in FLAG_NAMES:
                 count = int(((terms["_flag"] & bit) > 0).sum())
                 if count:
@@ -324,12 +352,12 @@ class AutoencoderTrainer:
             for bit, count in flagged.items():
                 logger.warning("%d training objects skipped: %s (see FLAG in `specsift encode`)",
                                count, FLAG_NAMES[bit])
-        sums = engine.total(sums).cpu().numpy()
-        n = max(sums[5], 1.0)
-        result = {"fidelity": sums[0] / n, "reduced_chi2": sums[3] / max(sums[4], 1.0),
-                  "n": int(sums[5])}
+        total = dict(zip(_EPOCH_SUMS, engine.total(sums).cpu().numpy()))
+        n = max(total["n"], 1.0)
+        result = {"fidelity": total["fidelity"] / n,
+                  "reduced_chi2": total["chi2"] / max(total["n_good"], 1.0), "n": int(total["n"])}
         if phase == 1:
-            result.update(similarity=sums[1] / n, consistency=sums[2] / n)
+            result.update(similarity=total["similarity"] / n, consistency=total["consistency"] / n)
         result["loss"] = (result["fidelity"] + self.similarity_weight * result.get("similarity", 0)
                           + self.consistency_weight * result.get("consistency", 0))
         return {k: float(v) if k != "n" else v for k, v in result.items()}
@@ -397,8 +425,7 @@ class AutoencoderTrainer:
         net = engine.unwrap(model)
         steps = math.ceil(len(train_rows) / self.batch_size)
         phase_epochs = self._phase_epochs()
-        state = {"phase": 0, "epoch_in_phase": 0, "epoch": 0, "best": math.inf, "stale": 0,
-                 "best_model": None, "scheduler": None}
+        state = _TrainingState()
         history: list[dict] = []
         pending_optimizer = None
         if checkpoint is not None:
@@ -406,56 +433,54 @@ class AutoencoderTrainer:
             pending_optimizer = checkpoint["optimizer"]
             torch.set_rng_state(checkpoint["rng"])
             history = json.loads(checkpoint["history"])
-            state.update({k: checkpoint[k] for k in ("phase", "epoch_in_phase", "epoch", "stale",
-                                                     "best_model", "scheduler")})
-            state["best"] = float(checkpoint["best"])
-            logger.info("resuming %s at epoch %d (phase %d)", md.path, state["epoch"], state["phase"] + 1)
+            state = _TrainingState.from_checkpoint(checkpoint)
+            logger.info("resuming %s at epoch %d (phase %d)", md.path, state.epoch, state.phase + 1)
         logger.info("training a %s autoencoder (S=%d, %d parameters) on %d objects, z in [%g, %g], "
                     "device %s, %d process(es)", self.size, self.latents,
                     sum(p.numel() for p in net.parameters()), len(train_rows) * engine.world,
                     *z_range, engine.device, engine.world)
         start = time.perf_counter()
-        while state["phase"] < len(PHASES):
-            phase = state["phase"]
+        while state.phase < len(PHASES):
+            phase = state.phase
             net.encoder.requires_grad_(PHASES[phase] != "decoder")
-            if pending_optimizer is not None and state["scheduler"] is None:
+            if pending_optimizer is not None and state.scheduler is None:
                 optimizer.load_state_dict(pending_optimizer)  # resumed at a phase start
                 pending_optimizer = None
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer, max_lr=self.lr * (1 if phase == 0 else self.phase2_lr),
                 total_steps=max(phase_epochs[phase], 1) * steps)
-            if state["scheduler"] is not None:  # resumed mid-phase
+            if state.scheduler is not None:  # resumed mid-phase
                 # after creating the scheduler, which resets the learning rate and momentum
                 optimizer.load_state_dict(pending_optimizer)
-                scheduler.load_state_dict(state["scheduler"])
+                scheduler.load_state_dict(state.scheduler)
                 pending_optimizer = None
-            while state["epoch_in_phase"] < phase_epochs[phase] and state["stale"] < self.patience:
+            while state.epoch_in_phase < phase_epochs[phase] and state.stale < self.patience:
                 tic = time.perf_counter()
-                train = self._run_epoch(model, store, train_rows, phase, state["epoch"], engine,
+                train = self._run_epoch(model, store, train_rows, phase, state.epoch, engine,
                                         optimizer, scheduler)
                 with torch.no_grad():
-                    val = self._run_epoch(model, store, val_rows, phase, state["epoch"], engine)
-                if val["loss"] < state["best"]:
-                    state.update(best=val["loss"], stale=0, best_model={
-                        k: v.detach().cpu().clone() for k, v in net.state_dict().items()})
+                    val = self._run_epoch(model, store, val_rows, phase, state.epoch, engine)
+                if val["loss"] < state.best:
+                    state.best, state.stale = val["loss"], 0
+                    state.best_model = {k: v.detach().cpu().clone()
+                                        for k, v in net.state_dict().items()}
                 else:
-                    state["stale"] += 1
-                record = {"epoch": state["epoch"], "phase": PHASES[phase],
+                    state.stale += 1
+                record = {"epoch": state.epoch, "phase": PHASES[phase],
                           "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - tic,
                           **{f"train_{k}": v for k, v in train.items()},
                           **{f"val_{k}": v for k, v in val.items()}}
                 history.append(record)
                 logger.info("epoch %d (%s): train loss %.4f, val loss %.4f, val reduced chi2 %.3f",
-                            state["epoch"], PHASES[phase], train["loss"], val["loss"],
+                            state.epoch, PHASES[phase], train["loss"], val["loss"],
                             val["reduced_chi2"])
-                state["epoch"] += 1
-                state["epoch_in_phase"] += 1
-                state["scheduler"] = scheduler.state_dict()
+                state.epoch += 1
+                state.epoch_in_phase += 1
+                state.scheduler = scheduler.state_dict()
                 self._checkpoint(md, engine, net, optimizer, state, history, z_range)
-            if state["best_model"] is not None:  # keep the best validation epoch of this phase
-                net.load_state_dict(state["best_model"])
-            state.update(phase=phase + 1, epoch_in_phase=0, best=math.inf, stale=0,
-                         best_model=None, scheduler=None)
+            if state.best_model is not None:  # keep the best validation epoch of this phase
+                net.load_state_dict(state.best_model)
+            state = _TrainingState(phase=phase + 1, epoch=state.epoch)
             self._checkpoint(md, engine, net, optimizer, state, history, z_range)
         net.encoder.requires_grad_(True)  # the frozen decoder phase must not outlive training
         if engine.is_main:
@@ -474,9 +499,7 @@ class AutoencoderTrainer:
             "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
             "history": json.dumps(history), "settings": json.dumps(self._settings()),
             "z_range": torch.tensor(z_range, dtype=torch.float64),
-            **{k: state[k] for k in ("phase", "epoch_in_phase", "epoch", "stale", "best_model",
-                                     "scheduler")},
-            "best": float(state["best"])})
+            **state.to_checkpoint()})
         md.write_training_log(history)
 
     def _write_model(self, md: ModelDir, net, z_range, history, survey: str) -> None:
