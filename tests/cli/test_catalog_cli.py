@@ -57,6 +57,23 @@ def test_gallery_draws_the_top_outliers_and_lists_them_in_rank_order(scored, tmp
     assert (out / pngs[0]).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_gallery_file_names_from_hostile_ids_stay_inside_the_gallery(scored, tmp_path):
+    from specsift.catalog.writer import write_catalog
+
+    _, catalog = scored
+    table, metadata = read_catalog(catalog)
+    table["TARGETID"] = [f"x/../../../escaped{i}" for i in range(len(table))]
+    hostile = tmp_path / "deep" / "catalog.fits"
+    hostile.parent.mkdir()
+    write_catalog(table, hostile, metadata)
+    out = tmp_path / "deep" / "gallery"
+    assert main(["-q", "gallery", str(hostile), "--top", "3", "--out", str(out),
+                 "--device", "cpu"]) == 0
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix == ".png"]
+    assert len(written) == 3 and all(p.parent == out for p in written)
+    assert not [p for p in tmp_path.rglob("escaped*") if out not in p.parents]
+
+
 def test_gallery_sample_draws_only_that_samples_outliers(scored, tmp_path, capsys):
     from specsift.catalog.samples import in_sample, sample_config
 
