@@ -34,19 +34,16 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    import pyarrow.parquet as pq
-    from astropy.table import Table, vstack
+    from astropy.table import Table
 
-    from ..atomic import atomic_path
     from ..models.inference import encode_batches
     from ..models.inputs import FLAG_NAMES
     from ..models.modeldir import ModelDir
     from ..runtime import progress, resolve_device
     from ..store import SpectraStore
-    from ..store.tables import table_to_arrow
+    from ..store.tables import TableStream
 
-    suffix = args.out.suffix.lower()
-    if suffix not in (".parquet", ".fits"):
+    if args.out.suffix.lower() not in TableStream.FORMATS:
         raise SpecsiftInputError(f"{args.out}: output must end in .parquet or .fits")
     device = resolve_device(args.device)
     store = SpectraStore(args.store)
@@ -54,38 +51,26 @@ def run(args: argparse.Namespace) -> int:
     meta = store.meta
     columns = {name: np.asarray(meta[name]) for name in ("ID", "SPLIT", "Z", "NORM")}
     n_total = len(store) if args.split is None else int((columns["SPLIT"] == args.split).sum())
+    if not n_total:
+        raise SpecsiftInputError("no objects selected: nothing to encode")
     flag_counts = dict.fromkeys(FLAG_NAMES, 0)
-    parts, writer = [], None
-    with atomic_path(args.out) as tmp:
+    with TableStream(args.out) as out:
         bar = progress(total=n_total, desc="encode", unit="spectra")
         for batch in encode_batches(autoencoder, store, batch_size=args.batch_size,
                                     split=args.split, device=device):
             rows = batch["row"]
-            table = Table({**{name: values[rows] for name, values in columns.items()},
-                           "LATENTS": batch["latents"].astype(np.float32),
-                           "CHI2": batch["chi2"].astype(np.float32),
-                           "N_GOOD": batch["n_good"].astype(np.int32),
-                           "FLAG": batch["flag"].astype(np.int32),
-                           "ROW": rows.astype(np.int64)})
+            out.write(Table({**{name: values[rows] for name, values in columns.items()},
+                             "LATENTS": batch["latents"].astype(np.float32),
+                             "CHI2": batch["chi2"].astype(np.float32),
+                             "N_GOOD": batch["n_good"].astype(np.int32),
+                             "FLAG": batch["flag"].astype(np.int32),
+                             "ROW": rows.astype(np.int64)}))
             for bit in flag_counts:
                 flag_counts[bit] += int(((batch["flag"] & bit) > 0).sum())
-            if suffix == ".parquet":
-                arrow = table_to_arrow(table)
-                writer = writer or pq.ParquetWriter(tmp, arrow.schema, compression="zstd")
-                writer.write_table(arrow)
-            else:  # FITS cannot be appended row-wise; the per-object table is small
-                parts.append(table)
             bar.update(len(rows))
         bar.close()
-        if writer is not None:
-            writer.close()
-        if writer is None and not parts:
-            raise SpecsiftInputError("no objects selected: nothing to encode")
-        if parts:
-            vstack(parts).write(tmp, format="fits", overwrite=True)
     for bit, count in flag_counts.items():
         if count:
             logger.warning("%d objects flagged: %s (FLAG & %d)", count, FLAG_NAMES[bit], bit)
     logger.info("wrote %s (%d objects)", args.out, n_total)
     return 0
-

@@ -8,6 +8,7 @@ a store's catalogue can be opened outside specsift too.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from astropy.table import MaskedColumn, Table
 
+from contextlib import ExitStack
+
 from ..atomic import atomic_path
 
-__all__ = ["column_to_arrow", "table_to_arrow", "arrow_to_table", "write_table", "read_table"]
+__all__ = ["column_to_arrow", "table_to_arrow", "arrow_to_table", "write_table", "read_table",
+           "TableStream"]
 
 _SHAPE_KEY = b"specsift_shape"
 
@@ -109,3 +113,61 @@ def write_table(table: Table, path: str | Path) -> None:
 def read_table(path: str | Path, columns: list[str] | None = None) -> Table:
     """Read a table written by :func:`write_table` (optionally only some columns)."""
     return arrow_to_table(pq.read_table(path, columns=columns))
+
+
+class TableStream:
+    """Write a table batch by batch, as Parquet (``.parquet``) or FITS (``.fits``), atomically.
+
+    Parquet batches go to disk as row groups as they come, so a per-object table of a whole
+    survey never sits in memory; FITS cannot be appended row-wise, so its batches are kept and
+    written at the end. Nothing is left at ``path`` unless the ``with`` block completes.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "t.parquet"
+        >>> with TableStream(path) as out:
+        ...     out.write(Table({"A": [1, 2]})); out.write(Table({"A": [3]}))
+        >>> read_table(path)["A"].tolist(), out.n_rows
+        ([1, 2, 3], 3)
+    """
+
+    FORMATS = (".parquet", ".fits")
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.format = self.path.suffix.lower()
+        if self.format not in self.FORMATS:
+            raise ValueError(f"{self.path}: output must end in .parquet or .fits")
+        self.n_rows = 0
+        self._parts: list[Table] = []
+        self._writer = None
+
+    def __enter__(self) -> "TableStream":
+        self._stack = ExitStack()
+        self._tmp = self._stack.enter_context(atomic_path(self.path))
+        return self
+
+    def write(self, table: Table) -> None:
+        if self.format == ".parquet":
+            arrow = table_to_arrow(table)
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self._tmp, arrow.schema, compression="zstd")
+            self._writer.write_table(arrow)
+        else:
+            self._parts.append(table)
+        self.n_rows += len(table)
+
+    def __exit__(self, kind, error, trace):
+        try:
+            if self._writer is not None:
+                self._writer.close()
+            if error is None and not self.n_rows:
+                raise ValueError(f"{self.path}: no rows to write")
+            if error is None and self._parts:
+                from astropy.table import vstack
+
+                vstack(self._parts).write(self._tmp, format="fits", overwrite=True)
+        except BaseException:
+            self._stack.__exit__(*sys.exc_info())      # the temporary file goes
+            raise
+        return self._stack.__exit__(kind, error, trace)

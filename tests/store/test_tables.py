@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from astropy.table import MaskedColumn, Table
 
-from specsift.store.tables import read_table, write_table
+from specsift.store.tables import TableStream, read_table, write_table
 
 
 def test_round_trip_keeps_values_types_masks_and_shapes(tmp_path):
@@ -42,3 +43,21 @@ def test_text_objects_become_strings_and_other_objects_are_refused():
     assert array.to_pylist() == ["a", "b"]
     with pytest.raises(TypeError, match="BROKEN"):
         column_to_arrow(np.array([object(), 1], dtype=object), "BROKEN")
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".fits"])
+def test_a_table_stream_writes_every_batch_or_leaves_nothing(tmp_path, suffix):
+
+    path = tmp_path / f"latents{suffix}"
+    with TableStream(path) as out:
+        for start in (0, 3):
+            out.write(Table({"ID": np.arange(start, start + 3), "X": np.ones((3, 2))}))
+    written = read_table(path) if suffix == ".parquet" else Table.read(path)
+    assert written["ID"].tolist() == list(range(6)) and written["X"].shape == (6, 2)
+    broken = tmp_path / f"broken{suffix}"
+    with pytest.raises(RuntimeError), TableStream(broken) as out:
+        out.write(Table({"ID": [1]}))
+        raise RuntimeError("killed mid-way")
+    with pytest.raises(ValueError, match="no rows"), TableStream(tmp_path / f"empty{suffix}"):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
