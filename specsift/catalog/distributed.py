@@ -208,7 +208,7 @@ def _merge(job: ScoreJob, parts: CatalogParts, n_chunks: int, store, rule: StarG
     from ..models.modeldir import ModelDir
     from .calibration import OUTLIER_WEIGHTS
     from .scoring import LEGACY_SCORE, assemble_catalog
-    from .starlike import SCORE_FORMULA
+    from .stellar import SCORE_FORMULA
 
     table = assemble_catalog(parts.read(n_chunks), store.meta, rule)
     calibrated = ModelDir(job.galaxy_model).has_weights(OUTLIER_WEIGHTS)
@@ -223,8 +223,8 @@ def _merge(job: ScoreJob, parts: CatalogParts, n_chunks: int, store, rule: StarG
                 "SURVEY": str(getattr(store, "survey", "")),
                 "SCORE": SCORE_FORMULA if calibrated else LEGACY_SCORE,
                 "PVALUE": "Bonferroni over the residual evidence (conformal against the galaxy "
-                          "model's validation split) and the star-likeness test (against the "
-                          "catalogue's validation-split galaxies); QVALUE: Benjamini-Hochberg "
+                          "model's validation split), the star-likeness and the star blend "
+                          "tests (against the catalogue's validation-split galaxies); QVALUE: Benjamini-Hochberg "
                           "over the catalogue's galaxies",
                 "MODELS": json.dumps({"galaxy": _model_hashes(job.galaxy_model),
                                       "star": _model_hashes(job.star_model)}),

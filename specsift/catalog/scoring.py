@@ -26,7 +26,8 @@ from ..runtime import DEFAULT_DEVICE
 from .calibration import evidence_for, load_calibration
 from .classify import StarGalaxyRule
 from .evidence import OutlierCalibration
-from .starlike import REASON as STAR_LIKE, StarLikeNull, combine
+from .stellar import (BLEND_TAIL_FROM, STAR_BLEND, STAR_LIKE, TAIL_FROM, ValidationNull,
+                      blend_improvement, combine, reference_galaxies)
 
 __all__ = ["SurveyModel", "score_rows", "assemble_catalog", "bh_qvalues", "LEGACY_SCORE"]
 
@@ -105,31 +106,28 @@ class SurveyModel:
         """Redshifts the autoencoder's rest-frame grid covers."""
         return float(self.autoencoder.z_min), float(self.autoencoder.z_max)
 
-    def score(self, store, rows: np.ndarray, batch_size: int, device: str,
-              star_frame: bool = False, evidence: bool = False) -> dict[str, np.ndarray]:
-        """chi2, log p, valid pixels and flags of ``rows``, in the order of ``rows``; with
-        ``evidence`` (and a calibrated model) also the outlier score, its p-value and reason, from
-        the refined fit the calibration was made with (so ``chi2`` is that fit's too); without,
-        the encoder's fit."""
+    def score_batches(self, store, rows: np.ndarray, batch_size: int, device: str,
+                      star_frame: bool = False, evidence: bool = False):
+        """Yield, batch by batch of ``rows``: chi2, log p, valid pixels and flags, and the
+        fit itself (``flux``, ``weight``, ``model`` on the observed pixels); with ``evidence``
+        (and a calibrated model) also the outlier score and its reason, from the refined fit the
+        calibration was made with (so ``chi2`` is that fit's too); without, the encoder's fit."""
         from ..models.inference import encode_batches
         from ..models.inputs import FLAG_NO_VALID_PIXELS
 
         source = _StarFrame(store, *self.z_range) if star_frame else store
         tests = evidence_for(self.autoencoder, self.calibration) \
             if evidence and self.calibration is not None else None
-        parts = {"row": [], "chi2": [], "chi2_refined": [], "velocity": [], "logp": [],
-                 "n_good": [], "flag": [], "score": [], "reason": []}
         for batch in encode_batches(self.autoencoder, source, batch_size=batch_size, rows=rows,
-                                    device=str(device), return_model=tests is not None,
-                                    return_input=tests is not None,
+                                    device=str(device), return_model=True, return_input=True,
                                     refine_steps=self.refine_steps if tests is not None else 0):
             latents = np.asarray(batch["latents"])
             # a redshift outside the model range still gives a usable (if poor) fit: score it;
             # only an object with no valid pixel has no score at all
             ok = ((np.asarray(batch["flag"]) & FLAG_NO_VALID_PIXELS) == 0) \
                 & np.isfinite(latents).all(axis=1)
-            logp = np.full(len(latents), np.nan)
-            score = np.full(len(latents), np.nan)
+            nan = np.full(len(latents), np.nan)
+            logp, score = nan.copy(), nan.copy()
             reason = np.full(len(latents), "", dtype=object)
             if ok.any():
                 logp[ok] = self.flow.log_prob(latents[ok])
@@ -139,41 +137,55 @@ class SurveyModel:
                     self.flow.base_coordinates(latents[ok]))
                 score[ok], best = tests.score(log10p)
                 reason[ok] = np.asarray(tests.labels, dtype=object)[best]
-            nan = np.full(len(latents), np.nan)
             refined = "chi2_encoder" in batch
-            parts["chi2"].append(np.where(ok, batch["chi2_encoder"] if refined else batch["chi2"],
-                                          np.nan))
-            parts["chi2_refined"].append(np.where(ok, batch["chi2"], np.nan) if refined else nan)
-            parts["velocity"].append(np.where(ok, batch["velocity"], np.nan) if refined else nan)
-            parts["logp"].append(logp)
-            parts["score"].append(score)
-            parts["reason"].append(reason)
-            for key in ("row", "n_good", "flag"):
-                parts[key].append(np.asarray(batch[key]))
-        out = {key: np.concatenate(value) for key, value in parts.items()}
-        if not np.array_equal(out["row"], rows):
-            raise RuntimeError("encode_batches returned other rows than asked for; "
-                               "scores cannot be matched to objects")
-        return out
+            yield {"row": np.asarray(batch["row"]), "n_good": np.asarray(batch["n_good"]),
+                   "flag": np.asarray(batch["flag"]), "logp": logp, "score": score,
+                   "reason": reason, "ok": ok,
+                   "chi2": np.where(ok, batch["chi2_encoder"] if refined else batch["chi2"],
+                                    np.nan),
+                   "chi2_refined": np.where(ok, batch["chi2"], np.nan) if refined else nan,
+                   "velocity": np.where(ok, batch["velocity"], np.nan) if refined else nan,
+                   **{key: batch[key] for key in ("flux", "weight", "model")}}
 
 
 def score_rows(store, galaxy: SurveyModel, star: SurveyModel, rows: np.ndarray,
                batch_size: int = 512, device: str = DEFAULT_DEVICE) -> dict[str, np.ndarray]:
-    """Score the store rows ``rows`` (sorted) under both pipelines: the part-file columns."""
+    """Score the store rows ``rows`` (sorted) under both pipelines: the part-file columns.
+
+    The two pipelines stream the same batches side by side, so that the blend test
+    (:func:`~specsift.catalog.stellar.blend_improvement`) sees both fits of each object."""
     rows = np.asarray(rows, dtype=np.int64)
-    g = galaxy.score(store, rows, batch_size, device, evidence=True)
-    s = star.score(store, rows, batch_size, device, star_frame=True)
+    parts: dict[str, list] = {}
+    for g, s in zip(galaxy.score_batches(store, rows, batch_size, device, evidence=True),
+                    star.score_batches(store, rows, batch_size, device, star_frame=True)):
+        if not np.array_equal(g["row"], s["row"]):
+            raise RuntimeError("the galaxy and star pipelines streamed different rows; "
+                               "scores cannot be matched to objects")
+        blend = np.where(g["ok"] & s["ok"], blend_improvement(g["flux"], g["weight"],
+                                                              g["model"], s["model"]), np.nan)
+        columns = {"STORE_ROW": g["row"], "CHI2_GALAXY": g["chi2"], "CHI2_STAR": s["chi2"],
+                   "CHI2_REFINED": g["chi2_refined"], "DV_GALAXY": g["velocity"],
+                   "LOGP_GALAXY": g["logp"], "LOGP_STAR": s["logp"], "STAR_BLEND_F": blend,
+                   "OUTLIER_SCORE": g["score"], "OUTLIER_REASON": g["reason"],
+                   "NPIX_GALAXY": g["n_good"], "NPIX_STAR": s["n_good"],
+                   "FLAG_GALAXY": g["flag"], "FLAG_STAR": s["flag"]}
+        for key, value in columns.items():
+            parts.setdefault(key, []).append(value)
+    out = {key: np.concatenate(value) for key, value in parts.items()}
+    if not np.array_equal(out["STORE_ROW"], rows):
+        raise RuntimeError("encode_batches returned other rows than asked for; "
+                           "scores cannot be matched to objects")
     calibrated = galaxy.calibration is not None
-    score = g["score"] if calibrated else -g["logp"]
-    pvalue = galaxy.calibration.pvalue(score) if calibrated else np.full(len(rows), np.nan)
-    return {"STORE_ROW": rows,
-            "CHI2_GALAXY": g["chi2"].astype(np.float64), "CHI2_STAR": s["chi2"].astype(np.float64),
-            "CHI2_REFINED": g["chi2_refined"], "DV_GALAXY": g["velocity"],
-            "LOGP_GALAXY": g["logp"], "LOGP_STAR": s["logp"],
-            "OUTLIER_SCORE": score.astype(np.float64), "OUTLIER_PVALUE": pvalue,
-            "OUTLIER_REASON": g["reason"].astype(str),
-            "NPIX_GALAXY": g["n_good"].astype(np.int32), "NPIX_STAR": s["n_good"].astype(np.int32),
-            "FLAG_GALAXY": g["flag"].astype(np.int32), "FLAG_STAR": s["flag"].astype(np.int32)}
+    score = out["OUTLIER_SCORE"] if calibrated else -out["LOGP_GALAXY"]
+    out.update(OUTLIER_SCORE=score.astype(np.float64),
+               OUTLIER_PVALUE=galaxy.calibration.pvalue(score) if calibrated
+               else np.full(len(rows), np.nan),
+               OUTLIER_REASON=out["OUTLIER_REASON"].astype(str))
+    for key in ("CHI2_GALAXY", "CHI2_STAR"):
+        out[key] = out[key].astype(np.float64)
+    for key in ("NPIX_GALAXY", "NPIX_STAR", "FLAG_GALAXY", "FLAG_STAR"):
+        out[key] = out[key].astype(np.int32)
+    return out
 
 
 def bh_qvalues(pvalues: np.ndarray) -> np.ndarray:
@@ -209,12 +221,12 @@ def assemble_catalog(scores: dict[str, np.ndarray], meta: Table, rule: StarGalax
     """Catalogue rows from the part-file scores and the store's metadata (store row order).
 
     With a calibrated galaxy model, ``OUTLIER_PVALUE`` combines the p-value of the residual
-    evidence (:mod:`specsift.catalog.evidence`) with the star-likeness test
-    (:mod:`specsift.catalog.starlike`) and ``OUTLIER_SCORE = -log10 OUTLIER_PVALUE``; without
+    evidence (:mod:`specsift.catalog.evidence`) with the star-likeness and star-blend tests
+    (:mod:`specsift.catalog.stellar`) and ``OUTLIER_SCORE = -log10 OUTLIER_PVALUE``; without
     one, the part files' score (``-LOGP_GALAXY``) is kept. ``OUTLIER_QVALUE`` is the
     Benjamini-Hochberg q-value of ``OUTLIER_PVALUE`` over the objects classified as galaxies
-    (NaN for stars), and the reason of an object classified as a star, or one the
-    star-likeness test ranked, is ``star-like``.
+    (NaN for stars), and the reason of an object classified as a star is ``star-like``. Part
+    files of an older specsift have no ``STAR_BLEND_F``: the blend test is left out.
     """
     rows = scores["STORE_ROW"]
     meta = meta[rows]
@@ -233,16 +245,35 @@ def assemble_catalog(scores: dict[str, np.ndarray], meta: Table, rule: StarGalax
     pvalue = np.asarray(scores["OUTLIER_PVALUE"], dtype=np.float64)
     reason = np.asarray(scores["OUTLIER_REASON"], dtype=object)
     evidence = score = np.asarray(scores["OUTLIER_SCORE"], dtype=np.float64)
-    null = StarLikeNull.from_catalog(log_ratio, meta["SPLIT"] if "SPLIT" in meta.colnames
-                                     else None, is_star) if np.isfinite(pvalue).any() else None
-    if null is not None:
+    statistics = {STAR_LIKE: log_ratio, STAR_BLEND: scores.get("STAR_BLEND_F")}
+    tail_from = {STAR_LIKE: TAIL_FROM, STAR_BLEND: BLEND_TAIL_FROM}
+    split = meta["SPLIT"] if "SPLIT" in meta.colnames else None
+    galaxies = reference_galaxies(meta, is_star)
+    tests = {}
+    if np.isfinite(pvalue).any():
+        for name, statistic in statistics.items():
+            if statistic is None:
+                logger.info("no STAR_BLEND_F in the part files (an older specsift): "
+                            "OUTLIER_SCORE leaves out the star blend test")
+                continue
+            null = ValidationNull.from_catalog(statistic, split, galaxies, name,
+                                               tail_from[name])
+            if null is not None:
+                tests[name] = null.log10_pvalue(statistic)
+    if tests:
         with np.errstate(divide="ignore"):
-            log10_p, star_decides = combine(np.log10(pvalue), null.log10_pvalue(log_ratio))
+            log10_p, decides = combine(np.log10(pvalue), *tests.values())
         pvalue, score = 10.0 ** log10_p, -log10_p
-        reason[star_decides & (reason != "")] = STAR_LIKE
+        names = np.array(["", *tests], dtype=object)[decides]
+        reason = np.where((decides > 0) & (reason != ""), names, reason)
     table["OUTLIER_SCORE"] = score
     table["RANK"] = _ranks(score, evidence)
     table["OUTLIER_PVALUE"] = pvalue
+    # each test's own answer, so that a reader sees why and can recombine
+    table["SCORE_RESIDUALS"] = evidence
+    table["PVALUE_RESIDUALS"] = np.asarray(scores["OUTLIER_PVALUE"], dtype=np.float64)
+    for name, log10_p in tests.items():
+        table[f"PVALUE_{name.upper().replace('-', '_').replace(' ', '_')}"] = 10.0 ** log10_p
     # the null is "a normal galaxy": an object the star model explains is no discovery, and
     # counting the stars of a mixed survey as discoveries would loosen every galaxy's q-value
     table["OUTLIER_QVALUE"] = bh_qvalues(np.where(is_star, np.nan, pvalue))
@@ -250,6 +281,8 @@ def assemble_catalog(scores: dict[str, np.ndarray], meta: Table, rule: StarGalax
     table["OUTLIER_REASON"] = reason.astype(str)
     table["IS_STAR"] = is_star
     table["STAR_LOGLR"] = log_ratio
+    if "STAR_BLEND_F" in scores:
+        table["STAR_BLEND_F"] = scores["STAR_BLEND_F"]
     for name in ("NPIX_GALAXY", "NPIX_STAR", "FLAG_GALAXY", "FLAG_STAR", "STORE_ROW"):
         table[name] = scores[name]
     for name in meta.colnames:
