@@ -3,10 +3,15 @@
 Rates (leave-one-cluster-out where something is trained on the clusters, plain otherwise):
 RSCA on spectra (K=30, all dimensions and the best top-N), RSCA with the error-weighted PPCA,
 plain PCA distances (PPCA scores, no metric), raw measured abundances, RSCA on the measured
-abundances, and the oracle from the true abundances (truth.fits; the floor). The truth file is
-read only here, for the oracle.
+abundances, and the oracle from the true abundances (truth.fits; the floor).
 
-    .venv/bin/python bench/rsca.py [--small] [--mock DIR]
+The plate check (issue #13, the paper's App. C): for the paper's recipe and the plate-robust
+default, and for spectra, measured abundances and true abundances through the same LOCO steps,
+the LOCO rate, the plate-safe rate, the same/different-plate sibling ratio (Mann-Whitney p) and
+the same/other-plate field rate with its pair counts and a 95% interval. Plates come from the
+allStar; the truth file is read only for the true-abundance rows and the oracle (evaluation).
+
+    .venv/bin/python bench/rsca.py [--small] [--mock DIR] [--no-weighted]
 
 Without ``--mock`` it uses /tmp/mock_apogee_full, generating it once (20,000 field stars,
 22 clusters, seed 1: ~45 s, 1.4 GB) if absent; ``--small`` generates 2,000 field stars in a
@@ -28,11 +33,15 @@ import torch
 from specsift.atomic import atomic_path
 from specsift.metric import RSCA
 from specsift.metric.dataset import load_rsca_data
+from specsift.metric.doppelganger import PlateCheck
 from specsift.metric.experiments import build_context, oracle_latents
+from specsift.metric.fitting import field_obs
+from specsift.metric.rsca import LatentMetric
 from specsift.mocks import mock_apogee
 from specsift.preprocess.stellar_samples import DEFAULT_SPECIES, SampleConfig
 
 FULL_MOCK = Path("/tmp/mock_apogee_full")
+RECIPES = {"paper": False, "plate_robust": True}   # name -> LatentMetric(plate_robust=...)
 
 
 def ensure_mock(small: bool, folder: str | None) -> Path:
@@ -47,6 +56,64 @@ def ensure_mock(small: bool, folder: str | None) -> Path:
     return FULL_MOCK
 
 
+def field_pair_counts(check: PlateCheck, level: float = 0.95) -> dict:
+    """Pairs behind the same/other-plate field rate, and an exact (Clopper-Pearson) interval
+    of the ratio: the same-plate rate counts a few close pairs among a few hundred, while the
+    other-plate rate rests on ~100x more pairs and is taken as known."""
+    from scipy.stats import binomtest
+
+    n_same, n_other = check.n_field_pairs
+    close = int(round(check.same_plate_field_rate * n_same)) if n_same else 0
+    interval = [float("nan")] * 2
+    if n_same and check.other_plate_field_rate > 0:
+        ci = binomtest(close, n_same).proportion_ci(level, method="exact")
+        interval = [ci.low / check.other_plate_field_rate, ci.high / check.other_plate_field_rate]
+    return {"same_plate_close_field_pairs": close, "same_plate_field_pairs": n_same,
+            "other_plate_field_pairs": n_other, "field_rate_ratio_95ci": interval}
+
+
+def plate_table(ctx, inputs: dict) -> dict:
+    """{recipe: {input: LOCO result with the plate checks}}; ``inputs``: name -> (field
+    latents, member latents, their RSCAData)."""
+    table = {}
+    for recipe, robust in RECIPES.items():
+        table[recipe] = {}
+        for name, (zf, zm, data) in inputs.items():
+            t0 = time.time()
+            result = ctx.loco(zf, zm, data, metric=LatentMetric(plate_robust=robust))
+            table[recipe][name] = dict(result.to_dict(), **field_pair_counts(result.plates),
+                                       seconds=time.time() - t0)
+    return table
+
+
+def print_plate_table(table: dict) -> None:
+    print(f"{'recipe':<13}{'input':<20}{'LOCO':>8}{'safe':>8}{'sib s/d':>8}{'p':>9}"
+          f"{'field s/o':>10}  close/pairs  95% CI")
+    for recipe, rows in table.items():
+        for name, r in rows.items():
+            lo, hi = r["field_rate_ratio_95ci"]
+            print(f"{recipe:<13}{name:<20}{r['global_rate']:8.4f}{r['plate_safe_rate']:8.4f}"
+                  f"{r['same_plate_sibling_ratio']:8.3f}{r['same_plate_sibling_p_value']:9.1e}"
+                  f"{r['same_vs_other_plate_field_rate']:10.2f}  "
+                  f"{r['same_plate_close_field_pairs']:>4d}/{r['same_plate_field_pairs']:<6d}"
+                  f"  {lo:.2f}-{hi:.2f}")
+
+
+def plate_bars(table: dict) -> dict:
+    """The bars of issue #13 on the robust default (spectra unless named)."""
+    robust, paper = table["plate_robust"], table["paper"]
+    spectra, true_rate = robust["spectra"], paper["true_abundances"]["global_rate"]
+    return {
+        "robust_sibling_ratio_within_0.95_1.05":
+            bool(0.95 <= spectra["same_plate_sibling_ratio"] <= 1.05),
+        "robust_same_plate_field_rate_at_most_2x_other":
+            bool(spectra["same_vs_other_plate_field_rate"] <= 2),
+        "robust_plate_safe_2x_below_rsca_abundances":
+            bool(2 * spectra["plate_safe_rate"] <= robust["measured_abundances"]["global_rate"]),
+        "true_abundance_rate_within_10pct_between_recipes":
+            bool(abs(robust["true_abundances"]["global_rate"] - true_rate) <= 0.1 * true_rate)}
+
+
 def run(mock: Path, k: int, seed: int, device: str, weighted: bool) -> dict:
     allstar, occam = mock / "allStar-mock.fits", mock / "occam_member-mock.fits"
     t0 = time.time()
@@ -56,24 +123,26 @@ def run(mock: Path, k: int, seed: int, device: str, weighted: bool) -> dict:
            "n_members": len(ctx.z_members), "ppca_iterations": ctx.ppca.n_iter_,
            "ism_windows": ctx.windows.to_dict() if ctx.windows else None,
            "seconds_load_and_ppca": time.time() - t0}
-    t0 = time.time()
-    full = ctx.loco()
-    res["rsca_spectra_loco"] = full.global_rate
-    res["seconds_loco_all_folds"] = time.time() - t0
-    res["rsca_spectra_per_cluster"] = full.per_cluster
+    abund = load_rsca_data(allstar, occam, abundances=DEFAULT_SPECIES, config=SampleConfig())
+    zf, zm = abund.field.astype(np.float64), abund.members.astype(np.float64)
+    of, om = oracle_latents(ctx)
+    plates = plate_table(ctx, {"spectra": (ctx.z_field, ctx.z_members, ctx.data),
+                               "measured_abundances": (zf, zm, abund),
+                               "true_abundances": (of, om, ctx.data)})
+    res["plates"] = plates
+    default = plates["plate_robust" if ctx.plate_robust else "paper"]
+    res["rsca_spectra_loco"] = default["spectra"]["global_rate"]
+    res["seconds_loco_all_folds"] = default["spectra"]["seconds"]
+    res["rsca_spectra_per_cluster"] = default["spectra"]["per_cluster"]
     top = {n: ctx.loco(n_dims=n).global_rate for n in range(1, k + 1)}
     best = min(top, key=top.get)
     res["rsca_spectra_top_n"] = top
     res["rsca_spectra_best_top_n"] = {"n_dims": best, "loco_rate": top[best],
                                       "note": "N chosen on the same folds (optimistic)"}
     res["plain_pca_spectra"] = ctx.plain(*ctx.pca_scores()).global_rate
-
-    abund = load_rsca_data(allstar, occam, abundances=DEFAULT_SPECIES, config=SampleConfig())
-    zf, zm = abund.field.astype(np.float64), abund.members.astype(np.float64)
     res["raw_abundances"] = ctx.plain(zf, zm, abund).global_rate
-    res["rsca_abundances_loco"] = ctx.loco(zf, zm, abund).global_rate
+    res["rsca_abundances_loco"] = default["measured_abundances"]["global_rate"]
     res["n_members_with_abundances"] = len(zm)
-    of, om = oracle_latents(ctx)
     res["oracle_true_abundances"] = ctx.plain(of, om).global_rate
 
     if weighted:
@@ -82,7 +151,7 @@ def run(mock: Path, k: int, seed: int, device: str, weighted: bool) -> dict:
                      ppca_params={"device": device})
         data = ctx.data
         model.fit(data.field, data.members, data.clusters, errors_field=data.field_errors,
-                  errors_members=data.member_errors)
+                  errors_members=data.member_errors, field_obs=field_obs(data))
         wf = model.latents(data.field, data.field_errors)
         wm = model.latents(data.members, data.member_errors)
         res["rsca_weighted_spectra_loco"] = ctx.loco(wf, wm).global_rate
@@ -90,7 +159,7 @@ def run(mock: Path, k: int, seed: int, device: str, weighted: bool) -> dict:
     res["bars"] = {
         "rsca_3x_below_plain_pca": res["plain_pca_spectra"] >= 3 * res["rsca_spectra_loco"],
         "rsca_spectra_below_rsca_abundances":
-            res["rsca_spectra_loco"] < res["rsca_abundances_loco"]}
+            res["rsca_spectra_loco"] < res["rsca_abundances_loco"], **plate_bars(plates)}
     return res
 
 
@@ -108,6 +177,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     mock = ensure_mock(args.small, args.mock)
     result = run(mock, args.k, args.seed, args.device, not args.no_weighted)
+    print_plate_table(result["plates"])
     summary = {k: v for k, v in result.items() if not isinstance(v, dict) or k in ("bars",)}
     print(json.dumps(summary, indent=1))
     with atomic_path(args.out) as tmp:
