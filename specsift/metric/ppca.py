@@ -450,8 +450,13 @@ class PPCA:
             bar.set_postfix(remaining=f"{remaining:.2e}")
             if remaining < tol:
                 break
-        logger.debug("PPCA imputation on %d rows: %d iterations, %.2e from the fixed point", n,
-                     self.n_iter_, remaining)
+        if remaining < tol:
+            logger.debug("PPCA imputation on %d rows: %d iterations, %.2e from the fixed point",
+                         n, self.n_iter_, remaining)
+        else:
+            logger.warning("PPCA imputation on %d rows stopped at max_iter=%d, an estimated "
+                           "%.2g (squared statistical errors) from its fixed point, above %.2g; "
+                           "a larger max_iter fits closer", n, self.max_iter, remaining, tol)
         return basis, rows, z, rate
 
     def _impute_sweep(self, blocks, z: torch.Tensor, basis: torch.Tensor, center: torch.Tensor,

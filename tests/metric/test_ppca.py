@@ -35,6 +35,17 @@ def test_exact_em_loglikelihood_never_decreases():
     assert np.all(np.diff(model.loglike_) > -1e-6)
 
 
+def test_imputation_cut_short_by_max_iter_says_so(caplog):
+    X, _ = _low_rank()
+    with caplog.at_level("WARNING", logger="specsift.metric"):
+        PPCA(n_components=4, random_state=0, max_iter=3).fit(X)
+    assert "stopped at max_iter=3" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="specsift.metric"):
+        PPCA(n_components=4, random_state=0).fit(X)
+    assert "max_iter" not in caplog.text
+
+
 @pytest.mark.parametrize("solver", ["impute", "em"])
 def test_same_seed_same_model_and_convergence_rule(solver):
     X, _ = _low_rank()
