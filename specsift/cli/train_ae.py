@@ -33,7 +33,9 @@ def register(subparsers) -> None:
     parser.add_argument("--epochs", type=int, default=16, help="total epochs of both phases")
     parser.add_argument("--phase1-fraction", type=float, default=0.6,
                         help="share of the epochs spent on phase 1 (fidelity only)")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="spectra per step (default: a power of two near the train split / "
+                             "32, from 16 to 128, so small samples still take enough steps)")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     parser.add_argument("--phase2-lr", type=float, default=0.5,
                         help="phase-2 peak learning rate as a fraction of --lr (gentler keeps the "
@@ -61,7 +63,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..models.training import AutoencoderTrainer, redshift_range
+    from ..models.training import AutoencoderTrainer, kept_epoch, redshift_range
     from ..store import SpectraStore
 
     if args.threads:
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         z_range=z_range, seed=args.seed,
         device=args.device, distributed=args.distributed)
     trainer.fit(store, args.out, resume=args.resume)
-    last = trainer.history_[-1] if trainer.history_ else {}
-    logger.info("model written to %s (last epoch: validation reduced chi2 %.3f)", args.out,
-                last.get("val_reduced_chi2", float("nan")))
+    kept = kept_epoch(trainer.history_) if trainer.history_ else {}
+    logger.info("model written to %s (kept epoch %s: validation reduced chi2 %.3f)", args.out,
+                kept.get("epoch"), kept.get("val_reduced_chi2", float("nan")))
     return 0

@@ -37,13 +37,14 @@ def model_validation(model_dir: str | Path) -> dict:
     """Validation reduced chi2 of a trained autoencoder, from its ``training_log.jsonl``: that of
     the epoch the trainer kept (the lowest validation loss of the last phase)."""
     from ..models.modeldir import ModelDir
+    from ..models.training import kept_epoch
 
     log = ModelDir(model_dir).training_log()
     if not log:
         return {"val_reduced_chi2": math.nan, "epochs": 0, "kept_epoch": None}
-    last = [r for r in log if r.get("phase") == log[-1].get("phase")]
-    kept = min(last, key=lambda r: r.get("val_loss", math.inf))
-    return {"val_reduced_chi2": float(kept["val_reduced_chi2"]), "epochs": len(log),
+    kept = kept_epoch(log)
+    return {"val_reduced_chi2": float(kept["val_reduced_chi2"]),
+            "epochs": sum(not r.get("start") for r in log),
             "kept_epoch": int(kept["epoch"]), "seconds": float(sum(r.get("seconds", 0.0)
                                                                    for r in log))}
 

@@ -38,7 +38,7 @@ from .instrument import Instrument
 from .losses import chi2_terms, consistency_loss, fidelity_loss, similarity_loss
 from .modeldir import AUTOENCODER_WEIGHTS, ModelDir
 
-__all__ = ["AutoencoderTrainer", "make_optimizer", "redshift_range", "epoch_seed",
+__all__ = ["AutoencoderTrainer", "auto_batch_size", "kept_epoch", "make_optimizer", "redshift_range", "epoch_seed",
            "mean_rest_spectrum"]
 
 logger = logging.getLogger("specsift.models")
@@ -127,6 +127,21 @@ def mean_rest_spectrum(store, rows: np.ndarray, wave_rest: np.ndarray, max_objec
     return np.where(count > 0, mean, mean[nearest])
 
 
+def kept_epoch(history: list[dict]) -> dict:
+    """The record of the weights a run kept: the lowest validation loss of its last phase (a
+    ``start`` record is the weights that phase began with)."""
+    last = [r for r in history if r.get("phase") == history[-1].get("phase")]
+    return min(last, key=lambda r: r.get("val_loss", math.inf))
+
+
+def auto_batch_size(n_train: int, steps: int = 32, smallest: int = 16, largest: int = 128) -> int:
+    """The power of two nearest ``n_train / steps`` within [smallest, largest]: at least ``steps``
+    optimisation steps per epoch where the sample allows. Why: at a fixed epoch budget, 1,000
+    stars in batches of 128 get ~130 steps in all, too few to converge (docs/autoencoder.md)."""
+    target = max(n_train / steps, 1.0)
+    return int(min(max(2 ** round(math.log2(target)), smallest), largest))
+
+
 def make_optimizer(parameters, lr: float, weight_decay: float) -> torch.optim.AdamW:
     """AdamW with the fused kernel: one pass over the parameters instead of one per moment
     (the decoder's last layer holds most of the ~12 M parameters; on CPU the default
@@ -202,7 +217,8 @@ class AutoencoderTrainer:
         size: ``small`` (CPU) or ``paper`` (GPU), see :mod:`specsift.models.configs`.
         widths: overrides of the named size's settings (e.g. ``{"channels": [8, 16, 32]}``).
         epochs: total epoch budget; ``phase1_fraction`` of it goes to phase 1.
-        batch_size: spectra per optimisation step.
+        batch_size: spectra per optimisation step; None: :func:`auto_batch_size` of the train
+            split (a small sample then still takes enough steps per epoch to converge).
         lr: peak learning rate of the one-cycle schedule (phase 2 uses ``lr * phase2_lr``).
         weight_decay: AdamW weight decay.
         clip: gradient-norm clipping threshold.
@@ -222,13 +238,13 @@ class AutoencoderTrainer:
         distributed: run data-parallel through ``accelerate`` (started by ``torchrun`` or
             ``accelerate launch``).
 
-    After :meth:`fit`: ``model_`` (the best autoencoder, eval mode) and ``history_`` (one dict per
-    epoch, as in ``training_log.jsonl``).
+    After :meth:`fit`: ``model_`` (the best autoencoder, eval mode), ``history_`` (one dict per
+    epoch, as in ``training_log.jsonl``) and ``batch_size_`` (the batch size used).
     """
 
     def __init__(self, latents: int = 6, size: str = "small", widths: dict | None = None,
                  epochs: int = 16,
-                 phase1_fraction: float = 0.6, batch_size: int = 128, lr: float = 2e-3,
+                 phase1_fraction: float = 0.6, batch_size: int | None = None, lr: float = 2e-3,
                  phase2_lr: float = 0.5, weight_decay: float = 1e-4, clip: float = 1.0,
                  patience: int = 5, similarity_weight: float = 0.1, consistency_weight: float = 10.0,
                  decoder_epochs: int = 3,
@@ -263,7 +279,8 @@ class AutoencoderTrainer:
 
     def _settings(self) -> dict:
         """The parameters that define the run (a resumed run must use the same ones)."""
-        keys = ("latents", "size", "widths", "epochs", "phase1_fraction", "batch_size", "lr", "phase2_lr",
+        keys = ("latents", "size", "widths", "epochs", "phase1_fraction", "batch_size", "lr",
+                "phase2_lr",
                 "weight_decay", "clip", "patience", "similarity_weight", "consistency_weight",
                 "decoder_epochs", "augment_shift", "augment_noise", "augment_fraction", "seed")
         return {k: getattr(self, k) for k in keys}
@@ -324,8 +341,8 @@ class AutoencoderTrainer:
         generator = torch.Generator(device=engine.device).manual_seed(seed)
         sums = torch.zeros(len(_EPOCH_SUMS), dtype=torch.float64, device=engine.device)
         flagged: dict[int, int] = {}
-        batches = store.batches(batch_size=self.batch_size, rows=rows, shuffle=training, seed=seed)
-        bar = progress(batches, total=math.ceil(len(rows) / self.batch_size), leave=False,
+        batches = store.batches(batch_size=self.batch_size_, rows=rows, shuffle=training, seed=seed)
+        bar = progress(batches, total=math.ceil(len(rows) / self.batch_size_), leave=False,
                        desc=f"{PHASES[phase]} {'train' if training else 'val'} epoch {epoch}")
         for batch in bar:
             with torch.set_grad_enabled(training):
@@ -369,11 +386,12 @@ class AutoencoderTrainer:
 
     def _load_checkpoint(self, md: ModelDir) -> dict:
         state = md.load_checkpoint()  # refuses a damaged checkpoint with a one-line error
-        saved = json.loads(state["settings"])
-        if saved != self._settings():
-            changed = sorted(k for k in saved if saved[k] != self._settings().get(k))
+        saved, now = json.loads(state["settings"]), self._settings()
+        if saved != now:
+            changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
             raise SpecsiftInputError("cannot resume with different settings: "
-                                     + ", ".join(f"{k} was {saved[k]}" for k in changed),
+                                     + ", ".join(f"{k} was {saved.get(k, 'not set')}"
+                                                 for k in changed),
                                      path=md.checkpoint_path)
         return state
 
@@ -423,7 +441,8 @@ class AutoencoderTrainer:
         optimizer = make_optimizer(model.parameters(), self.lr, self.weight_decay)
         model, optimizer = engine.prepare(model, optimizer)
         net = engine.unwrap(model)
-        steps = math.ceil(len(train_rows) / self.batch_size)
+        self.batch_size_ = self.batch_size or auto_batch_size(len(train_rows) * engine.world)
+        steps = math.ceil(len(train_rows) / self.batch_size_)
         phase_epochs = self._phase_epochs()
         state = _TrainingState()
         history: list[dict] = []
@@ -454,6 +473,18 @@ class AutoencoderTrainer:
                 optimizer.load_state_dict(pending_optimizer)
                 scheduler.load_state_dict(state.scheduler)
                 pending_optimizer = None
+            if PHASES[phase] == "decoder" and phase_epochs[phase] and state.best_model is None:
+                # the phase refits fidelity alone, so it keeps the incoming weights unless an
+                # epoch beats them (its first, restarting the schedule, often does not)
+                with torch.no_grad():
+                    val = self._run_epoch(model, store, val_rows, phase, state.epoch, engine)
+                state.best = val["loss"]
+                state.best_model = {k: v.detach().cpu().clone()
+                                    for k, v in net.state_dict().items()}
+                history.append({"epoch": state.epoch - 1, "phase": PHASES[phase], "start": True,
+                                **{f"val_{k}": v for k, v in val.items()}})
+                logger.info("decoder phase starts from val loss %.4f, val reduced chi2 %.3f",
+                            val["loss"], val["reduced_chi2"])
             while state.epoch_in_phase < phase_epochs[phase] and state.stale < self.patience:
                 tic = time.perf_counter()
                 train = self._run_epoch(model, store, train_rows, phase, state.epoch, engine,
@@ -511,5 +542,6 @@ class AutoencoderTrainer:
                                "n": len(net.wave_obs)},
                   "rest_wave": {"min": float(net.wave_rest[0]), "max": float(net.wave_rest[-1]),
                                 "n": len(net.wave_rest)},
-                  "training": {**self._settings(), "epochs_run": len(history)}}
+                  "training": {**self._settings(), "batch_size_used": self.batch_size_,
+                               "epochs_run": len(history)}}
         md.save_weights(AUTOENCODER_WEIGHTS, net.state_dict(), extra_config=config)
