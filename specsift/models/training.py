@@ -38,8 +38,8 @@ from .instrument import Instrument
 from .losses import chi2_terms, consistency_loss, fidelity_loss, similarity_loss
 from .modeldir import AUTOENCODER_WEIGHTS, ModelDir
 
-__all__ = ["AutoencoderTrainer", "auto_batch_size", "kept_epoch", "make_optimizer", "redshift_range", "epoch_seed",
-           "mean_rest_spectrum"]
+__all__ = ["AutoencoderTrainer", "auto_batch_size", "kept_epoch", "make_optimizer",
+           "redshift_range", "epoch_seed", "mean_rest_spectrum"]
 
 logger = logging.getLogger("specsift.models")
 
@@ -125,6 +125,11 @@ def mean_rest_spectrum(store, rows: np.ndarray, wave_rest: np.ndarray, max_objec
     nearest = covered[np.clip(np.searchsorted(covered, np.arange(len(wave_rest))), 0,
                               len(covered) - 1)]
     return np.where(count > 0, mean, mean[nearest])
+
+
+def _snapshot(net) -> dict:
+    """A CPU copy of the weights (the best epoch of a phase, restored at its end)."""
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
 
 
 def kept_epoch(history: list[dict]) -> dict:
@@ -279,8 +284,7 @@ class AutoencoderTrainer:
 
     def _settings(self) -> dict:
         """The parameters that define the run (a resumed run must use the same ones)."""
-        keys = ("latents", "size", "widths", "epochs", "phase1_fraction", "batch_size", "lr",
-                "phase2_lr",
+        keys = ("latents", "size", "widths", "epochs", "phase1_fraction", "batch_size", "lr", "phase2_lr",
                 "weight_decay", "clip", "patience", "similarity_weight", "consistency_weight",
                 "decoder_epochs", "augment_shift", "augment_noise", "augment_fraction", "seed")
         return {k: getattr(self, k) for k in keys}
@@ -478,9 +482,7 @@ class AutoencoderTrainer:
                 # epoch beats them (its first, restarting the schedule, often does not)
                 with torch.no_grad():
                     val = self._run_epoch(model, store, val_rows, phase, state.epoch, engine)
-                state.best = val["loss"]
-                state.best_model = {k: v.detach().cpu().clone()
-                                    for k, v in net.state_dict().items()}
+                state.best, state.best_model = val["loss"], _snapshot(net)
                 history.append({"epoch": state.epoch - 1, "phase": PHASES[phase], "start": True,
                                 **{f"val_{k}": v for k, v in val.items()}})
                 logger.info("decoder phase starts from val loss %.4f, val reduced chi2 %.3f",
@@ -492,9 +494,7 @@ class AutoencoderTrainer:
                 with torch.no_grad():
                     val = self._run_epoch(model, store, val_rows, phase, state.epoch, engine)
                 if val["loss"] < state.best:
-                    state.best, state.stale = val["loss"], 0
-                    state.best_model = {k: v.detach().cpu().clone()
-                                        for k, v in net.state_dict().items()}
+                    state.best, state.stale, state.best_model = val["loss"], 0, _snapshot(net)
                 else:
                     state.stale += 1
                 record = {"epoch": state.epoch, "phase": PHASES[phase],
@@ -543,5 +543,5 @@ class AutoencoderTrainer:
                   "rest_wave": {"min": float(net.wave_rest[0]), "max": float(net.wave_rest[-1]),
                                 "n": len(net.wave_rest)},
                   "training": {**self._settings(), "batch_size_used": self.batch_size_,
-                               "epochs_run": len(history)}}
+                               "epochs_run": sum(not r.get("start") for r in history)}}
         md.save_weights(AUTOENCODER_WEIGHTS, net.state_dict(), extra_config=config)
