@@ -55,8 +55,10 @@ def run(args: argparse.Namespace) -> int:
     from ..catalog import ScoreJob, StarGalaxyRule, score_catalog
     from ..catalog.distributed import check_fdr
     from ..errors import SpecsiftInputError
+    from ..runtime import keep_freed_memory
 
     check_fdr(args.fdr)
+    keep_freed_memory()
     for name in ("store", "galaxy_model", "star_model"):
         if not getattr(args, name).exists():
             raise FileNotFoundError(f"{getattr(args, name)}: no such {name.replace('_', ' ')}")

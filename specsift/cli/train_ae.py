@@ -64,8 +64,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..models.training import AutoencoderTrainer, kept_epoch, redshift_range
+    from ..runtime import keep_freed_memory
     from ..store import SpectraStore
 
+    keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     store = SpectraStore(args.store)

@@ -44,9 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from ..catalog.calibration import calibrate_outliers, save_calibration
     from ..models.flow import LatentFlow, collect_latents
     from ..models.modeldir import ModelDir
-    from ..runtime import resolve_device, seed_everything
+    from ..runtime import keep_freed_memory, resolve_device, seed_everything
     from ..store import SpectraStore
 
+    keep_freed_memory()
     seed_everything(args.seed)
     device = resolve_device(args.device)
     store = SpectraStore(args.store)
