@@ -137,7 +137,7 @@ def compare(n: int, k: int, limit: float, device: str, layout: str, held_out: in
            "missing_fraction_of_used_pixels": float(np.isnan(X[:, used]).mean())}
     for name, solver in (("specsift", "impute"), ("specsift_em", "em")):
         t0 = time.time()
-        model = PPCA(n_components=k, solver=solver, random_state=0, device=device).fit(X)
+        model = PPCA(n_components=k, solver=solver, seed=0, device=device).fit(X)
         ours = {"solver": solver, "status": "ok", "seconds": time.time() - t0,
                 "iterations": model.n_iter_, "held_out_loglike": model.score(test)}
         ours["max_angle_deg"], ours["mean_angle_deg"] = max_angle(model.components_, basis, used)
@@ -168,7 +168,7 @@ def full_scale(n: int, k: int, device: str) -> dict:
     X, basis = synthetic(n, k=k, seed=2)
     generated = time.time() - t0
     t0 = time.time()
-    model = PPCA(n_components=k, random_state=0, device=device).fit(X)
+    model = PPCA(n_components=k, seed=0, device=device).fit(X)
     seconds = time.time() - t0
     angle, mean_angle = max_angle(model.components_, basis, np.isfinite(X[:1000]).any(0))
     return {"n": n, "d": X.shape[1], "k": k, "missing_fraction": float(np.isnan(X[:2000]).mean()),

@@ -117,7 +117,7 @@ def plate_bars(table: dict) -> dict:
 def run(mock: Path, k: int, seed: int, device: str, weighted: bool) -> dict:
     allstar, occam = mock / "allStar-mock.fits", mock / "occam_member-mock.fits"
     t0 = time.time()
-    ctx = build_context(allstar, occam, mock / "spectra-mock.fits", n_components=k, random_state=seed,
+    ctx = build_context(allstar, occam, mock / "spectra-mock.fits", n_components=k, seed=seed,
                         truth=mock / "truth.fits", device=device, with_errors=weighted)
     res = {"mock": str(mock), "k": k, "n_field": len(ctx.z_field),
            "n_members": len(ctx.z_members), "ppca_iterations": ctx.ppca.n_iter_,
@@ -147,7 +147,7 @@ def run(mock: Path, k: int, seed: int, device: str, weighted: bool) -> dict:
 
     if weighted:
         t0 = time.time()
-        model = RSCA(n_components=k, weighted=True, random_state=seed,
+        model = RSCA(n_components=k, weighted=True, seed=seed,
                      ppca_params={"device": device})
         data = ctx.data
         model.fit(data.field, data.members, data.clusters, errors_field=data.field_errors,

@@ -14,6 +14,7 @@ import logging
 import numpy as np
 import torch
 
+from ..models.defaults import INFERENCE_BATCH
 from ..runtime import DEFAULT_DEVICE
 from .evidence import (Evidence, ModelErrorFit, OutlierCalibration, log_snr, segments_for,
                        test_scales)
@@ -41,7 +42,7 @@ def evidence_for(autoencoder, calibration: OutlierCalibration) -> Evidence:
                     _rest_range(autoencoder))
 
 
-def calibrate_outliers(autoencoder, flow, store, batch_size: int = 512, device=DEFAULT_DEVICE,
+def calibrate_outliers(autoencoder, flow, store, batch_size: int = INFERENCE_BATCH, device=DEFAULT_DEVICE,
                        max_objects: int = 6000, seed: int = 0,
                        refine_steps: int | None = None) -> OutlierCalibration:
     """Fit the model uncertainty on (up to ``max_objects``) training objects, then score the

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..atomic import sha256_file
 from ..errors import SpecsiftInputError
+from ..models.defaults import INFERENCE_BATCH
 from ..runtime import DEFAULT_DEVICE, progress
 from .classify import StarGalaxyRule
 from .writer import CatalogParts, write_catalog
@@ -42,7 +43,7 @@ class ScoreJob:
     galaxy_model: str
     star_model: str
     out: str
-    batch_size: int = 512
+    batch_size: int = INFERENCE_BATCH
     chunk_size: int = 8192
     device: str = DEFAULT_DEVICE
     torch_threads: int = 0  # 0: leave torch's default

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
+from ..models.defaults import INFERENCE_BATCH
 from ..preprocess import PreprocessConfig, window_median
 from ..runtime import DEFAULT_DEVICE
 from .calibration import evidence_for, load_calibration
@@ -149,7 +150,7 @@ class SurveyModel:
 
 
 def score_rows(store, galaxy: SurveyModel, star: SurveyModel, rows: np.ndarray,
-               batch_size: int = 512, device: str = DEFAULT_DEVICE) -> dict[str, np.ndarray]:
+               batch_size: int = INFERENCE_BATCH, device: str = DEFAULT_DEVICE) -> dict[str, np.ndarray]:
     """Score the store rows ``rows`` (sorted) under both pipelines: the part-file columns.
 
     The two pipelines stream the same batches side by side, so that the blend test

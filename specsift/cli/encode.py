@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from ..errors import SpecsiftInputError
+from ..models.defaults import INFERENCE_BATCH
 from ..preprocess.split import SPLITS
 from ._defaults import add_device_option
 
@@ -27,7 +28,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="LATENTS",
                         help="output table, .parquet or .fits")
     parser.add_argument("--split", choices=SPLITS, default=None)
-    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=INFERENCE_BATCH,
+                        help=f"spectra per model call ({INFERENCE_BATCH})")
     add_device_option(parser)
     parser.set_defaults(func=run)
 

@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 from pathlib import Path
+
+from ..models.defaults import INFERENCE_BATCH, INVARIANCE_OBJECTS
 from ._defaults import add_device_option
 
 __all__ = ["register"]
@@ -28,12 +30,14 @@ def register(subparsers) -> None:
                         help="write a reconstruction figure (spectra, models, line zooms)")
     parser.add_argument("--plot-rows", type=int, nargs="+", default=None,
                         help="store rows to plot (default: three test objects)")
-    parser.add_argument("--max-objects", type=int, default=2000,
-                        help="validation objects used for the invariance ratio")
+    parser.add_argument("--max-objects", type=int, default=INVARIANCE_OBJECTS,
+                        help=f"validation objects used for the invariance ratio "
+                             f"({INVARIANCE_OBJECTS})")
     parser.add_argument("--refine-steps", type=int, default=None,
                         help="Gauss-Newton steps of the refined fit reported in chi2_by_snr "
                              "(default: as many as `score` takes; 0: the encoder's fit only)")
-    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=INFERENCE_BATCH,
+                        help=f"spectra per model call ({INFERENCE_BATCH})")
     parser.add_argument("--seed", type=int, default=0)
     add_device_option(parser)
     parser.set_defaults(func=run, outputs=("out", "plot"))

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from ..atomic import atomic_path
 from ..errors import SpecsiftInputError
+from ..io.apogee import ERROR_THRESHOLD
+from ..metric.defaults import ISM_WINDOWS, N_COMPONENTS
 from ._defaults import add_device_option
 
 __all__ = ["register"]
@@ -51,14 +53,16 @@ def register(subparsers) -> None:
                      help="fit on abundance vectors instead of spectra: all (default), subset, "
                           "or a comma-separated species list")
     fit.add_argument("--out", required=True, help="model folder to write")
-    fit.add_argument("--n-components", type=int, default=30, help="PPCA dimensions K (30)")
+    fit.add_argument("--n-components", type=int, default=N_COMPONENTS,
+                     help=f"PPCA dimensions K ({N_COMPONENTS})")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--weighted", action="store_true",
                      help="error-weighted PPCA (per-pixel noise sigma^2 + err^2)")
-    fit.add_argument("--error-threshold", type=float, default=0.05,
-                     help="censor pixels with a larger error (0.05)")
-    fit.add_argument("--ism-windows", choices=("detect", "none"), default="detect",
-                     help="censor interstellar windows found in high-A_K residuals (detect)")
+    fit.add_argument("--error-threshold", type=float, default=ERROR_THRESHOLD,
+                     help=f"censor pixels with a larger error ({ERROR_THRESHOLD:g})")
+    fit.add_argument("--ism-windows", choices=("detect", "none"), default=ISM_WINDOWS,
+                     help=f"censor interstellar windows found in high-A_K residuals "
+                          f"({ISM_WINDOWS})")
     fit.add_argument("--paper", action="store_true",
                      help="the paper's exact recipe (default: the plate-robust metric, which "
                           "counts what stars on one plate share as intra-cluster scatter)")
@@ -97,7 +101,8 @@ def register(subparsers) -> None:
     _common(report, spectra_required=True)
     report.add_argument("--out", required=True, help="folder for CSV/JSON tables and PNG figures")
     report.add_argument("--truth", default=None, help="truth.fits of a mock (adds the oracle)")
-    report.add_argument("--n-components", type=int, default=30)
+    report.add_argument("--n-components", type=int, default=N_COMPONENTS,
+                        help=f"PPCA dimensions K ({N_COMPONENTS})")
     report.add_argument("--seed", type=int, default=0)
     report.add_argument("--only", nargs="+", default=None,
                         help="run only these experiments (table1 fig2 fig4 fig5 fig8 fig9 "
@@ -135,7 +140,7 @@ def run_fit(args) -> int:
     if species is None and not args.spectra:
         raise SpecsiftInputError("give --spectra, or --abundances to fit on abundance vectors")
     fitted = fit_rsca(args.allstar, args.occam, spectra=args.spectra, abundances=species,
-                      n_components=args.n_components, random_state=args.seed,
+                      n_components=args.n_components, seed=args.seed,
                       weighted=args.weighted, error_threshold=args.error_threshold,
                       ism_windows=args.ism_windows, plate_robust=not args.paper,
                       plate_column=args.plate_column, skip_bad=args.skip_bad,
@@ -217,7 +222,7 @@ def run_report(args) -> int:
     from ..plots.rsca import draw_report
 
     results = report(args.allstar, args.occam, args.spectra, args.out, truth=args.truth,
-                     n_components=args.n_components, random_state=args.seed, only=args.only,
+                     n_components=args.n_components, seed=args.seed, only=args.only,
                      device=args.device, plate_robust=not args.paper)
     for path in [*results.tables, *draw_report(results.figures)]:
         print(path)

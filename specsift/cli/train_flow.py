@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+
+from ..models.defaults import FLOW, INFERENCE_BATCH
 from ._defaults import add_device_option
 
 __all__ = ["register"]
@@ -23,19 +25,24 @@ def register(subparsers) -> None:
                     "scores behind OUTLIER_PVALUE (outlier.safetensors).")
     parser.add_argument("store", type=Path, help="ingested store the autoencoder was trained on")
     parser.add_argument("--model", type=Path, required=True, help="model directory (MODEL_DIR)")
-    parser.add_argument("--transforms", type=int, default=5, help="autoregressive transforms (5)")
-    parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64],
-                        help="hidden layer sizes of each transform (64 64)")
-    parser.add_argument("--max-epochs", type=int, default=300)
-    parser.add_argument("--patience", type=int, default=15,
-                        help="epochs without validation improvement before stopping (15)")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--batch-size", type=int, default=512, help="spectra per encoding batch")
+    parser.add_argument("--transforms", type=int, default=FLOW.transforms,
+                        help=f"autoregressive transforms ({FLOW.transforms})")
+    parser.add_argument("--hidden", type=int, nargs="+", default=list(FLOW.hidden),
+                        help=f"hidden layer sizes of each transform "
+                             f"({' '.join(map(str, FLOW.hidden))})")
+    parser.add_argument("--max-epochs", type=int, default=FLOW.max_epochs,
+                        help=f"most epochs ({FLOW.max_epochs})")
+    parser.add_argument("--patience", type=int, default=FLOW.patience,
+                        help=f"epochs without validation improvement before stopping "
+                             f"({FLOW.patience})")
+    parser.add_argument("--lr", type=float, default=FLOW.lr, help=f"learning rate ({FLOW.lr:g})")
+    parser.add_argument("--batch-size", type=int, default=INFERENCE_BATCH,
+                        help=f"spectra per encoding call ({INFERENCE_BATCH})")
     parser.add_argument("--no-outlier-calibration", dest="outlier_calibration",
                         action="store_false",
                         help="skip the outlier tests' calibration: enough for a model used only "
                              "as `score --star-model` (it never gives OUTLIER_SCORE)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=FLOW.seed)
     add_device_option(parser)
     parser.set_defaults(func=run, outputs=("model",))
 

@@ -31,6 +31,7 @@ from ..errors import SpecsiftInputError
 from ..preprocess.stellar_samples import DEFAULT_SPECIES, SUBSET_SPECIES, SampleConfig
 from ..runtime import DEFAULT_DEVICE
 from .dataset import RSCAData, load_rsca_data
+from .defaults import N_COMPONENTS
 from .doppelganger import doppelganger_rate, loco_evaluate
 from .fitting import field_obs, load_censored
 from .ism_windows import find_ism_windows
@@ -53,7 +54,7 @@ class Context:
     z_members: np.ndarray
     allstar: str
     occam: str
-    random_state: int
+    seed: int
     truth: str | None = None
     windows: object = None
     plate_robust: bool = True
@@ -117,18 +118,18 @@ class Report:
     figures: dict[str, dict]
 
 
-def build_context(allstar, occam, spectra, n_components: int = 30, random_state: int = 0,
+def build_context(allstar, occam, spectra, n_components: int = N_COMPONENTS, seed: int = 0,
                   truth=None, device: str = DEFAULT_DEVICE, detect_windows: bool = True,
                   with_errors: bool = False, plate_robust: bool = True) -> Context:
     """Load the samples, censor interstellar windows (App. A) and fit the field PPCA once."""
     data, _, windows = load_censored(allstar, occam, spectra=spectra, config=SampleConfig(),
                                      ism_windows="detect" if detect_windows else "none",
-                                     with_errors=with_errors, random_state=random_state)
-    ppca = PPCA(n_components=n_components, random_state=random_state,
+                                     with_errors=with_errors, seed=seed)
+    ppca = PPCA(n_components=n_components, seed=seed,
                 device=device).fit(data.field)
     return Context(data, ppca, ppca.transform(data.field).astype(np.float64),
                    ppca.transform(data.members).astype(np.float64), str(allstar), str(occam),
-                   random_state, truth, windows, plate_robust)
+                   seed, truth, windows, plate_robust)
 
 
 def write_table(rows: list[dict], path: Path) -> Path:
@@ -226,7 +227,7 @@ def true_abundances(truth, allstar, samples) -> tuple[np.ndarray, np.ndarray]:
 def fig5(ctx: Context, draws: int = 5) -> Experiment:
     """Expected LOCO rate against the number of training clusters (Fig. 5)."""
     names = np.unique(ctx.data.clusters)
-    rng = np.random.default_rng(ctx.random_state)
+    rng = np.random.default_rng(ctx.seed)
     rows = []
     sizes = sorted({n for n in (2, 3, 4, 6, 8, 10, 12, 15, 18, 21, len(names) - 1)
                     if 2 <= n <= len(names) - 1})
@@ -267,7 +268,7 @@ def fig9(ctx: Context) -> Experiment:
 def appendix_a(ctx: Context) -> Experiment:
     """Interstellar windows found in the residuals of high-extinction stars (Appendix A)."""
     found = ctx.windows or find_ism_windows(ctx.data.field, ctx.data.samples.column("AK_TARG")[1],
-                                            ctx.data.wave, random_state=ctx.random_state)
+                                            ctx.data.wave, seed=ctx.seed)
     rows = [{"window_start": lo, "window_end": hi, "centre": c}
             for (lo, hi), c in zip(found.windows, found.centres)] or \
         [{"window_start": np.nan, "window_end": np.nan, "centre": np.nan}]
@@ -282,8 +283,8 @@ EXPERIMENTS = {"table1": (table1, "table1_top_n.csv"), "fig2": (fig2, "fig2_rate
                                                                     "appendix_a_windows.csv")}
 
 
-def run_report(allstar, occam, spectra, out, truth=None, n_components: int = 30,
-               random_state: int = 0, only=None, device: str = DEFAULT_DEVICE,
+def run_report(allstar, occam, spectra, out, truth=None, n_components: int = N_COMPONENTS,
+               seed: int = 0, only=None, device: str = DEFAULT_DEVICE,
                plate_robust: bool = True) -> Report:
     """Run the experiments (all, or those named in ``only``) and write their tables; the
     figure inputs come back in the :class:`Report` (``specsift.plots.rsca.draw_report``)."""
@@ -293,7 +294,7 @@ def run_report(allstar, occam, spectra, out, truth=None, n_components: int = 30,
                          f"{', '.join(EXPERIMENTS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = build_context(allstar, occam, spectra, n_components, random_state, truth, device,
+    ctx = build_context(allstar, occam, spectra, n_components, seed, truth, device,
                         plate_robust=plate_robust)
     report = Report([], {})
     for name, (experiment, table) in EXPERIMENTS.items():

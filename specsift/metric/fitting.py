@@ -19,6 +19,7 @@ from ..io.apogee import ERROR_THRESHOLD
 from ..preprocess.stellar_samples import SampleConfig
 from ..runtime import DEFAULT_DEVICE
 from .dataset import RSCAData, load_rsca_data
+from .defaults import ISM_WINDOWS, N_COMPONENTS
 from .doppelganger import DoppelgangerResult, loco_evaluate
 from .ism_windows import apply_windows, find_ism_windows
 from .rsca import RSCA
@@ -32,8 +33,8 @@ N_FIELD_PAIRS = 50_000  # random field pairs kept as the reference distribution 
 
 
 def load_censored(allstar, occam, spectra=None, abundances=None, config: SampleConfig | None = None,
-                  error_threshold: float = ERROR_THRESHOLD, ism_windows: str = "detect",
-                  with_errors: bool = False, random_state: int = 0, skip_bad: bool = False):
+                  error_threshold: float = ERROR_THRESHOLD, ism_windows: str = ISM_WINDOWS,
+                  with_errors: bool = False, seed: int = 0, skip_bad: bool = False):
     """Samples with interstellar windows (App. A) found on the field and censored in place.
 
     ``ism_windows``: "detect" or "none"; with too few high-extinction stars to tell, no window
@@ -47,7 +48,7 @@ def load_censored(allstar, occam, spectra=None, abundances=None, config: SampleC
     if abundances is None and ism_windows == "detect":
         try:
             found = find_ism_windows(data.field, data.samples.column("AK_TARG")[1], data.wave,
-                                     random_state=random_state)
+                                     seed=seed)
         except SpecsiftInputError as error:
             logger.warning("no interstellar windows censored: %s", error)
     windows = found.windows if found else []
@@ -74,7 +75,7 @@ def field_obs(data: RSCAData, plate_column: str | None = None):
     return field_plates, vhelio, ak
 
 
-def reference_distances(model: RSCA, data: RSCAData, random_state: int = 0,
+def reference_distances(model: RSCA, data: RSCAData, seed: int = 0,
                         n_pairs: int = N_FIELD_PAIRS) -> dict:
     """The model's yardsticks: ``sibling_scale``, the median over training clusters of their
     median sibling distance, and ``field_pair_distances``, the sorted distances of random
@@ -86,7 +87,7 @@ def reference_distances(model: RSCA, data: RSCAData, random_state: int = 0,
         d = np.sqrt(((emb[:, None] - emb[None]) ** 2).sum(-1))
         medians.append(np.median(d[np.triu_indices(len(emb), 1)]))
     field = model.transform(data.field, errors=data.field_errors)
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(seed)
     i, j = rng.integers(0, len(field), (2, n_pairs))
     keep = i != j
     pairs = np.sqrt(((field[i[keep]] - field[j[keep]]) ** 2).sum(1))
@@ -94,9 +95,9 @@ def reference_distances(model: RSCA, data: RSCAData, random_state: int = 0,
             "field_pair_distances": np.sort(pairs)}
 
 
-def fit_rsca(allstar, occam, spectra=None, abundances=None, n_components: int = 30,
-             random_state: int = 0, weighted: bool = False,
-             error_threshold: float = ERROR_THRESHOLD, ism_windows: str = "detect",
+def fit_rsca(allstar, occam, spectra=None, abundances=None, n_components: int = N_COMPONENTS,
+             seed: int = 0, weighted: bool = False,
+             error_threshold: float = ERROR_THRESHOLD, ism_windows: str = ISM_WINDOWS,
              plate_robust: bool = True, plate_column: str | None = None,
              skip_bad: bool = False, device: str = DEFAULT_DEVICE) -> FittedRSCA:
     """Fit RSCA from an allStar catalogue, an OCCAM member list and spectra (or abundances).
@@ -112,10 +113,10 @@ def fit_rsca(allstar, occam, spectra=None, abundances=None, n_components: int = 
                                  "vectors")
     config = SampleConfig()
     data, windows, _ = load_censored(allstar, occam, spectra, abundances, config,
-                                     error_threshold, ism_windows, weighted, random_state,
+                                     error_threshold, ism_windows, weighted, seed,
                                      skip_bad)
     model = RSCA(n_components=n_components, compress=abundances is None, weighted=weighted,
-                 random_state=random_state, ppca_params={"device": device},
+                 seed=seed, ppca_params={"device": device},
                  plate_robust=plate_robust)
     model.fit(data.field, data.members, data.clusters, errors_field=data.field_errors,
               errors_members=data.member_errors,
@@ -133,7 +134,7 @@ def fit_rsca(allstar, occam, spectra=None, abundances=None, n_components: int = 
     logger.info("RSCA fitted on %d field stars and %d members (%d dimensions suppressed, %d "
                 "plate-shared directions)", len(data.field), len(data.members),
                 model.metric_.n_suppressed_, model.metric_.n_plate_directions_)
-    return FittedRSCA(model, data, extra, reference_distances(model, data, random_state))
+    return FittedRSCA(model, data, extra, reference_distances(model, data, seed))
 
 
 def evaluate_rsca(model: RSCA, config: dict, allstar, occam, spectra=None,

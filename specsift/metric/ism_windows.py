@@ -50,7 +50,7 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
 
 def find_ism_windows(flux: np.ndarray, ak: np.ndarray, wave: np.ndarray, ak_low: float = 0.05,
                      high_quantile: float = 0.9, n_components: int = 10, n_sigma: float = 5.0,
-                     pad: int = 3, merge: int = 5, random_state: int = 0,
+                     pad: int = 3, merge: int = 5, seed: int = 0,
                      max_low: int = 5000) -> ISMWindows:
     """Windows of interstellar absorption from the residuals of high-extinction stars.
 
@@ -68,8 +68,8 @@ def find_ism_windows(flux: np.ndarray, ak: np.ndarray, wave: np.ndarray, ak_low:
         raise SpecsiftInputError(f"need more than {n_components + 2} stars with A_K < {ak_low} "
                                  f"and 5 with high A_K (have {len(low)} and {len(high)})")
     if len(low) > max_low:
-        low = np.sort(np.random.default_rng(random_state).choice(low, max_low, replace=False))
-    model = PPCA(n_components=n_components, random_state=random_state, tol=1e-4).fit(flux[low])
+        low = np.sort(np.random.default_rng(seed).choice(low, max_low, replace=False))
+    model = PPCA(n_components=n_components, seed=seed, tol=1e-4).fit(flux[low])
     residual_stars = flux[high] - model.inverse_transform(model.transform(flux[high]))
     counts = np.isfinite(residual_stars).sum(0)
     residual = np.where(counts > 0, np.nansum(residual_stars, 0) / np.maximum(counts, 1), np.nan)

@@ -25,7 +25,7 @@ WEIGHTS = "rsca"
 MODEL_FILE = f"{WEIGHTS}.safetensors"
 CONFIG_FILE = CONFIG_NAME
 _METRIC = ("center_", "sphering_", "rotation_", "sigma_clust_", "scaling_", "plate_cov_")
-_OPTIONS = ("n_components", "compress", "weighted", "random_state", "whiten", "rotate",
+_OPTIONS = ("n_components", "compress", "weighted", "seed", "whiten", "rotate",
             "relative_scaling", "plate_robust")
 
 
@@ -58,6 +58,8 @@ def load_model(folder: str | Path, device: str = DEFAULT_DEVICE) -> tuple[RSCA, 
                                  f"'{WEIGHTS}' weights (write one with `specsift rsca fit`)",
                                  folder.path)
     arrays = {k: v.numpy() for k, v in folder.load_weights(WEIGHTS).items()}
+    if "random_state" in config:  # folders written before the seed took the package's name
+        config = {**config, "seed": config["random_state"]}
     model = RSCA(**{name: config[name] for name in _OPTIONS})
     if model.compress:
         cls = WeightedPPCA if model.weighted else PPCA

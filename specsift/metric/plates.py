@@ -55,7 +55,7 @@ def matched_pairs(vhelio: np.ndarray, ak: np.ndarray, max_dv: float, max_dak: fl
 
 def plate_covariance(y: np.ndarray, plates, vhelio, ak, max_dv: float = 2.0,
                      max_dak: float = 0.05, n_permutations: int = 20, level: float = 0.99,
-                     max_pairs: int = 400_000, random_state: int = 0) -> np.ndarray:
+                     max_pairs: int = 400_000, seed: int = 0) -> np.ndarray:
     """Covariance of what field stars observed together share, from their latents ``y`` (N, K).
 
     Among field pairs matched like siblings (velocities within ``max_dv`` km/s, extinctions
@@ -70,7 +70,7 @@ def plate_covariance(y: np.ndarray, plates, vhelio, ak, max_dv: float = 2.0,
     k = y.shape[1]
     _, label = np.unique(np.asarray(plates).astype(str), return_inverse=True)
     i, j = matched_pairs(vhelio, ak, max_dv, max_dak)
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(seed)
     if len(i) > 4 * max_pairs:   # the one-plate pairs are a small share: keep them all
         keep = (label[i] == label[j]) | (rng.random(len(i)) < 4 * max_pairs / len(i))
         i, j = i[keep], j[keep]

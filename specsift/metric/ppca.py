@@ -96,6 +96,7 @@ import torch
 
 from ..errors import SpecsiftInputError
 from ..runtime import DEFAULT_DEVICE, progress, resolve_device
+from .defaults import N_COMPONENTS
 
 __all__ = ["PPCA", "WeightedPPCA"]
 
@@ -156,7 +157,8 @@ class PPCA:
         max_iter: maximum number of iterations (per stage and solver phase).
         tol: exact EM's convergence threshold on the rise of the mean log-likelihood per
             observed value (``solver="em"``).
-        random_state: seed of the initial subspace and of the warm-start subset.
+        seed: seed of the initial subspace and of the warm-start subset (scikit-learn's
+            ``random_state``; every seed in specsift is called ``seed``).
         batch_size: rows per block of the products (bounds their temporaries).
         warm_rows: converge first on this many random rows (None: always use every row).
         min_observed: pixels observed in fewer rows are left out of the model.
@@ -171,7 +173,7 @@ class PPCA:
     Example:
         >>> X = np.random.default_rng(0).normal(size=(200, 40)).astype(np.float32)
         >>> X[X > 2] = np.nan
-        >>> model = PPCA(n_components=3, random_state=0).fit(X)
+        >>> model = PPCA(n_components=3, seed=0).fit(X)
         >>> model.transform(X).shape
         (200, 3)
     """
@@ -182,15 +184,15 @@ class PPCA:
     # faster (measured break-even ~0.1 on a 2-core AMD EPYC, K=30).
     sparse_below = 0.1
 
-    def __init__(self, n_components: int = 30, solver: str = "impute", max_iter: int = 200,
-                 tol: float = 1e-5, random_state: int = 0, batch_size: int = 4096,
+    def __init__(self, n_components: int = N_COMPONENTS, solver: str = "impute", max_iter: int = 200,
+                 tol: float = 1e-5, seed: int = 0, batch_size: int = 4096,
                  warm_rows: int | None = 20000, min_observed: int | None = None,
                  device: str = DEFAULT_DEVICE):
         self.n_components = n_components
         self.solver = solver
         self.max_iter = max_iter
         self.tol = tol
-        self.random_state = random_state
+        self.seed = seed
         self.batch_size = batch_size
         self.warm_rows = warm_rows
         self.min_observed = min_observed
@@ -219,7 +221,7 @@ class PPCA:
         self._packing = _Packing(k, self._device)
         self._mu = torch.as_tensor(sums[self._cols] / counts[self._cols], dtype=torch.float32,
                                    device=self._device)
-        rng = np.random.default_rng(self.random_state)
+        rng = np.random.default_rng(self.seed)
         stages = [np.arange(n)]
         if self.warm_rows and n > self.warm_rows:
             stages.insert(0, np.sort(rng.choice(n, self.warm_rows, replace=False)))
@@ -420,7 +422,7 @@ class PPCA:
         blocks = self._stage(X, errors, rows, center, impute=True)
         z = torch.zeros(n, k, device=self._device)
         if carried is None:
-            gen = torch.Generator(device="cpu").manual_seed(self.random_state)
+            gen = torch.Generator(device="cpu").manual_seed(self.seed)
             basis = torch.randn(d, min(_padded(k + 1), d, n), generator=gen).to(self._device)
             basis = _orthonormal(basis)
             self._w = torch.zeros(d, k, device=self._device)

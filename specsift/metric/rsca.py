@@ -28,6 +28,7 @@ import logging
 import numpy as np
 
 from ..errors import SpecsiftInputError
+from .defaults import N_COMPONENTS
 from .plates import plate_covariance
 from .ppca import PPCA, WeightedPPCA
 
@@ -191,7 +192,7 @@ class RSCA:
         n_components: PPCA latent dimensions K (ignored with ``compress=False``).
         compress: run the PPCA step (spectra); False for abundance vectors.
         weighted: use :class:`WeightedPPCA` (pass ``errors`` to fit/transform).
-        random_state: seed of the PPCA step.
+        seed: seed of the PPCA step.
         ppca_params: extra PPCA arguments (tol, max_iter, batch_size, device, ...).
         whiten, rotate, relative_scaling, plate_robust: see :class:`LatentMetric`;
             ``plate_robust`` (default) needs ``field_obs`` in :meth:`fit`, False is the
@@ -206,13 +207,13 @@ class RSCA:
         >>> embedding = model.transform(X_other, n_dims=10)                   # doctest: +SKIP
     """
 
-    def __init__(self, n_components: int = 30, compress: bool = True, weighted: bool = False,
-                 random_state: int = 0, ppca_params: dict | None = None, whiten: bool = True,
+    def __init__(self, n_components: int = N_COMPONENTS, compress: bool = True, weighted: bool = False,
+                 seed: int = 0, ppca_params: dict | None = None, whiten: bool = True,
                  rotate: bool = True, relative_scaling: bool = True, plate_robust: bool = True):
         self.n_components = n_components
         self.compress = compress
         self.weighted = weighted
-        self.random_state = random_state
+        self.seed = seed
         self.ppca_params = ppca_params
         self.whiten = whiten
         self.rotate = rotate
@@ -233,7 +234,7 @@ class RSCA:
         _check_clusters(labels)
         if self.compress:
             cls = WeightedPPCA if self.weighted else PPCA
-            self.ppca_ = cls(n_components=self.n_components, random_state=self.random_state,
+            self.ppca_ = cls(n_components=self.n_components, seed=self.seed,
                              **(self.ppca_params or {}))
             self.ppca_.fit(X_field, errors=errors_field)
         else:

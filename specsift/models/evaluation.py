@@ -15,13 +15,14 @@ import torch
 from ..preprocess.split import SPLITS
 from ..runtime import DEFAULT_DEVICE, resolve_device
 from .augment import redshift_copy
+from .defaults import INFERENCE_BATCH, INVARIANCE_OBJECTS
 from .inference import check_grid, encode_batches
 from .inputs import clean_batch
 
 __all__ = ["split_metrics", "invariance_ratio", "chi2_by_snr", "evaluate"]
 
 
-def split_metrics(autoencoder, store, batch_size: int = 512, device=DEFAULT_DEVICE) -> dict:
+def split_metrics(autoencoder, store, batch_size: int = INFERENCE_BATCH, device=DEFAULT_DEVICE) -> dict:
     """Fidelity loss and reduced chi-square of each split, over unflagged objects, in one pass."""
     n_pix = len(store.wave)
     sums = {s: np.zeros(4) for s in SPLITS}  # fidelity sum, chi2 sum, n_good sum, objects
@@ -51,9 +52,10 @@ def split_metrics(autoencoder, store, batch_size: int = 512, device=DEFAULT_DEVI
 
 
 @torch.no_grad()
-def invariance_ratio(autoencoder, store, split: str = "validation", max_objects: int = 2000,
+def invariance_ratio(autoencoder, store, split: str = "validation",
+                     max_objects: int = INVARIANCE_OBJECTS,
                      max_shift: float = 0.2, noise: float = 0.0, seed: int = 0,
-                     batch_size: int = 512, device=DEFAULT_DEVICE) -> dict:
+                     batch_size: int = INFERENCE_BATCH, device=DEFAULT_DEVICE) -> dict:
     """Mean random-pair latent distance / mean object-to-redshifted-copy distance.
 
     The copies come from :func:`~specsift.models.augment.redshift_copy` (``noise=0``: the redshift
@@ -90,7 +92,7 @@ def invariance_ratio(autoencoder, store, split: str = "validation", max_objects:
 
 
 def chi2_by_snr(autoencoder, store, split: str = "validation", refine_steps: int = 0,
-                brightest: float = 0.02, batch_size: int = 512, device=DEFAULT_DEVICE) -> dict:
+                brightest: float = 0.02, batch_size: int = INFERENCE_BATCH, device=DEFAULT_DEVICE) -> dict:
     """Median reduced chi-square of ``split``'s unflagged objects in S/N terciles and in the
     ``brightest`` fraction.
 
@@ -123,8 +125,8 @@ def chi2_by_snr(autoencoder, store, split: str = "validation", refine_steps: int
     return result
 
 
-def evaluate(autoencoder, store, batch_size: int = 512, device=DEFAULT_DEVICE, max_objects: int = 2000,
-             seed: int = 0, refine_steps: int = 0) -> dict:
+def evaluate(autoencoder, store, batch_size: int = INFERENCE_BATCH, device=DEFAULT_DEVICE,
+             max_objects: int = INVARIANCE_OBJECTS, seed: int = 0, refine_steps: int = 0) -> dict:
     """The ``evaluate-ae`` report: ``splits`` -> metrics, ``invariance_ratio`` and its details,
     ``chi2_by_snr`` of the validation split (the encoder's fit, and the refined fit when
     ``refine_steps`` > 0)."""

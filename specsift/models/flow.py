@@ -22,6 +22,7 @@ import torch
 
 from ..errors import SpecsiftInputError
 from ..runtime import DEFAULT_DEVICE, progress, resolve_device
+from .defaults import FLOW, INFERENCE_BATCH
 
 __all__ = ["LatentFlow", "FLOW_WEIGHTS", "collect_latents"]
 
@@ -53,9 +54,10 @@ class LatentFlow:
         (1,)
     """
 
-    def __init__(self, transforms: int = 5, hidden: tuple[int, ...] = (64, 64),
-                 max_epochs: int = 300, patience: int = 15, lr: float = 1e-3,
-                 batch_size: int = 256, seed: int = 0, device: str = DEFAULT_DEVICE):
+    def __init__(self, transforms: int = FLOW.transforms, hidden: tuple[int, ...] = FLOW.hidden,
+                 max_epochs: int = FLOW.max_epochs, patience: int = FLOW.patience,
+                 lr: float = FLOW.lr, batch_size: int = FLOW.batch_size, seed: int = FLOW.seed,
+                 device: str = DEFAULT_DEVICE):
         self.transforms = transforms
         self.hidden = hidden
         self.max_epochs = max_epochs
@@ -227,7 +229,7 @@ class LatentFlow:
         return self
 
 
-def collect_latents(autoencoder, store, split: str, batch_size: int = 512,
+def collect_latents(autoencoder, store, split: str, batch_size: int = INFERENCE_BATCH,
                     device=DEFAULT_DEVICE) -> np.ndarray:
     """Latents of every unflagged object of one ``split`` of ``store``: what
     :meth:`LatentFlow.fit` is fitted on. Flagged objects are counted and logged."""

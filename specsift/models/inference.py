@@ -13,6 +13,7 @@ import torch
 
 from ..errors import SpecsiftInputError
 from ..runtime import DEFAULT_DEVICE, resolve_device
+from .defaults import INFERENCE_BATCH
 from .inputs import clean_batch
 from .losses import chi2_terms
 from .refine import refine_fit
@@ -63,7 +64,7 @@ def _refined(autoencoder, latents, flux, ivar, z, rest, model, covered, reduced,
 
 
 @torch.no_grad()
-def encode_batches(autoencoder, store, batch_size: int = 512, rows=None, split: str | None = None,
+def encode_batches(autoencoder, store, batch_size: int = INFERENCE_BATCH, rows=None, split: str | None = None,
                    device: str | torch.device = DEFAULT_DEVICE, return_model: bool = False,
                    return_rest: bool = False,
                    return_input: bool = False,

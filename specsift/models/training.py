@@ -23,7 +23,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from ..runtime import DEFAULT_DEVICE, progress, resolve_device
 from .augment import redshift_copy
 from .autoencoder import SpectrumAutoencoder
 from .configs import architecture
+from .defaults import AUTOENCODER as DEFAULTS
 from .inputs import FLAG_NAMES, clean_batch
 from .instrument import Instrument
 from .losses import chi2_terms, consistency_loss, fidelity_loss, similarity_loss
@@ -66,6 +67,24 @@ class _TrainingState:
         state = cls(**{f.name: checkpoint[f.name] for f in fields(cls)})
         state.best = float(state.best)
         return state
+@dataclass
+class _Run:
+    """What the phases and epochs of one :meth:`AutoencoderTrainer.fit` share."""
+
+    store: object
+    md: ModelDir
+    engine: "_Engine"
+    model: torch.nn.Module           # as the engine prepared it (wrapped when distributed)
+    net: SpectrumAutoencoder         # the same weights, unwrapped
+    optimizer: torch.optim.Optimizer
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    z_range: tuple[float, float]
+    steps: int                       # optimizer steps per epoch
+    history: list[dict] = field(default_factory=list)
+    pending_optimizer: dict | None = None   # a resumed optimizer state, loaded at its phase
+
+
 _LOSS_TERMS = ("fidelity", "similarity", "consistency")   # per-object means, summed times n
 _EPOCH_SUMS = (*_LOSS_TERMS, "chi2", "n_good", "n")       # what an epoch adds up over batches
 
@@ -247,16 +266,21 @@ class AutoencoderTrainer:
     epoch, as in ``training_log.jsonl``) and ``batch_size_`` (the batch size used).
     """
 
-    def __init__(self, latents: int = 6, size: str = "small", widths: dict | None = None,
-                 epochs: int = 16,
-                 phase1_fraction: float = 0.6, batch_size: int | None = None, lr: float = 2e-3,
-                 phase2_lr: float = 0.5, weight_decay: float = 1e-4, clip: float = 1.0,
-                 patience: int = 5, similarity_weight: float = 0.1, consistency_weight: float = 10.0,
-                 decoder_epochs: int = 3,
-                 augment_shift: float = 0.2, augment_noise: float = 0.3,
-                 augment_fraction: float = 0.5,
-                 z_range: tuple[float, float] | None = None, seed: int = 0, device: str = DEFAULT_DEVICE,
-                 amp: bool = True, distributed: bool = False):
+    def __init__(self, latents: int = DEFAULTS.latents, size: str = DEFAULTS.size,
+                 widths: dict | None = None, epochs: int = DEFAULTS.epochs,
+                 phase1_fraction: float = DEFAULTS.phase1_fraction,
+                 batch_size: int | None = None, lr: float = DEFAULTS.lr,
+                 phase2_lr: float = DEFAULTS.phase2_lr,
+                 weight_decay: float = DEFAULTS.weight_decay, clip: float = DEFAULTS.clip,
+                 patience: int = DEFAULTS.patience,
+                 similarity_weight: float = DEFAULTS.similarity_weight,
+                 consistency_weight: float = DEFAULTS.consistency_weight,
+                 decoder_epochs: int = DEFAULTS.decoder_epochs,
+                 augment_shift: float = DEFAULTS.augment_shift,
+                 augment_noise: float = DEFAULTS.augment_noise,
+                 augment_fraction: float = DEFAULTS.augment_fraction,
+                 z_range: tuple[float, float] | None = None, seed: int = DEFAULTS.seed,
+                 device: str = DEFAULT_DEVICE, amp: bool = True, distributed: bool = False):
         self.latents = latents
         self.size = size
         self.widths = widths
@@ -433,105 +457,113 @@ class AutoencoderTrainer:
             raise SpecsiftInputError("the store needs objects in both the train and the validation "
                                      "split", path=getattr(store, "path", None))
         checkpoint = self._load_checkpoint(md) if resume else None
-        if checkpoint is not None:
-            z_range = tuple(checkpoint["z_range"].tolist())
-        elif self.z_range is not None:
-            z_range = tuple(float(v) for v in self.z_range)
-        else:
-            # from the whole split, not this process's shard: every process builds the same grid
-            train_split = np.asarray(store.meta["SPLIT"]) == "train"
-            z_range = redshift_range(np.asarray(store.meta["Z"])[train_split])
+        z_range = self._z_range(store, checkpoint)
         model = self.build(store, z_range)
-        optimizer = make_optimizer(model.parameters(), self.lr, self.weight_decay)
-        model, optimizer = engine.prepare(model, optimizer)
-        net = engine.unwrap(model)
+        model, optimizer = engine.prepare(model, make_optimizer(model.parameters(), self.lr,
+                                                                 self.weight_decay))
         self.batch_size_ = self.batch_size or auto_batch_size(len(train_rows) * engine.world)
-        steps = math.ceil(len(train_rows) / self.batch_size_)
-        phase_epochs = self._phase_epochs()
+        run = _Run(store, md, engine, model, engine.unwrap(model), optimizer, train_rows,
+                   val_rows, z_range, math.ceil(len(train_rows) / self.batch_size_))
         state = _TrainingState()
-        history: list[dict] = []
-        pending_optimizer = None
         if checkpoint is not None:
-            net.load_state_dict(checkpoint["model"])
-            pending_optimizer = checkpoint["optimizer"]
+            run.net.load_state_dict(checkpoint["model"])
+            run.pending_optimizer = checkpoint["optimizer"]
             torch.set_rng_state(checkpoint["rng"])
-            history = json.loads(checkpoint["history"])
+            run.history = json.loads(checkpoint["history"])
             state = _TrainingState.from_checkpoint(checkpoint)
             logger.info("resuming %s at epoch %d (phase %d)", md.path, state.epoch, state.phase + 1)
         logger.info("training a %s autoencoder (S=%d, %d parameters) on %d objects, z in [%g, %g], "
                     "device %s, %d process(es)", self.size, self.latents,
-                    sum(p.numel() for p in net.parameters()), len(train_rows) * engine.world,
+                    sum(p.numel() for p in run.net.parameters()), len(train_rows) * engine.world,
                     *z_range, engine.device, engine.world)
         start = time.perf_counter()
         while state.phase < len(PHASES):
-            phase = state.phase
-            net.encoder.requires_grad_(PHASES[phase] != "decoder")
-            if pending_optimizer is not None and state.scheduler is None:
-                optimizer.load_state_dict(pending_optimizer)  # resumed at a phase start
-                pending_optimizer = None
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=self.lr * (1 if phase == 0 else self.phase2_lr),
-                total_steps=max(phase_epochs[phase], 1) * steps)
-            if state.scheduler is not None:  # resumed mid-phase
-                # after creating the scheduler, which resets the learning rate and momentum
-                optimizer.load_state_dict(pending_optimizer)
-                scheduler.load_state_dict(state.scheduler)
-                pending_optimizer = None
-            if PHASES[phase] == "decoder" and phase_epochs[phase] and state.best_model is None:
-                # the phase refits fidelity alone, so it keeps the incoming weights unless an
-                # epoch beats them (its first, restarting the schedule, often does not)
-                with torch.no_grad():
-                    val = self._run_epoch(model, store, val_rows, phase, state.epoch, engine)
-                state.best, state.best_model = val["loss"], _snapshot(net)
-                history.append({"epoch": state.epoch - 1, "phase": PHASES[phase], "start": True,
-                                **{f"val_{k}": v for k, v in val.items()}})
-                logger.info("decoder phase starts from val loss %.4f, val reduced chi2 %.3f",
-                            val["loss"], val["reduced_chi2"])
-            while state.epoch_in_phase < phase_epochs[phase] and state.stale < self.patience:
-                tic = time.perf_counter()
-                train = self._run_epoch(model, store, train_rows, phase, state.epoch, engine,
-                                        optimizer, scheduler)
-                with torch.no_grad():
-                    val = self._run_epoch(model, store, val_rows, phase, state.epoch, engine)
-                if val["loss"] < state.best:
-                    state.best, state.stale, state.best_model = val["loss"], 0, _snapshot(net)
-                else:
-                    state.stale += 1
-                record = {"epoch": state.epoch, "phase": PHASES[phase],
-                          "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - tic,
-                          **{f"train_{k}": v for k, v in train.items()},
-                          **{f"val_{k}": v for k, v in val.items()}}
-                history.append(record)
-                logger.info("epoch %d (%s): train loss %.4f, val loss %.4f, val reduced chi2 %.3f",
-                            state.epoch, PHASES[phase], train["loss"], val["loss"],
-                            val["reduced_chi2"])
-                state.epoch += 1
-                state.epoch_in_phase += 1
-                state.scheduler = scheduler.state_dict()
-                self._checkpoint(md, engine, net, optimizer, state, history, z_range)
-            if state.best_model is not None:  # keep the best validation epoch of this phase
-                net.load_state_dict(state.best_model)
-            state = _TrainingState(phase=phase + 1, epoch=state.epoch)
-            self._checkpoint(md, engine, net, optimizer, state, history, z_range)
-        net.encoder.requires_grad_(True)  # the frozen decoder phase must not outlive training
+            state = self._run_phase(run, state)
+        run.net.encoder.requires_grad_(True)  # the frozen decoder phase must not outlive training
         if engine.is_main:
-            self._write_model(md, net, z_range, history, getattr(store, "survey", ""))
+            self._write_model(md, run.net, z_range, run.history, getattr(store, "survey", ""))
         logger.info("training finished in %.1f min", (time.perf_counter() - start) / 60)
-        self.model_ = net.eval()
-        self.history_ = history
+        self.model_ = run.net.eval()
+        self.history_ = run.history
         return self
 
-    def _checkpoint(self, md, engine, net, optimizer, state, history, z_range) -> None:
-        if not engine.is_main:
+    def _z_range(self, store, checkpoint: dict | None) -> tuple[float, float]:
+        """The checkpoint's range on a resume, else the one given, else the train split's."""
+        if checkpoint is not None:
+            return tuple(checkpoint["z_range"].tolist())
+        if self.z_range is not None:
+            return tuple(float(v) for v in self.z_range)
+        # from the whole split, not this process's shard: every process builds the same grid
+        train_split = np.asarray(store.meta["SPLIT"]) == "train"
+        return redshift_range(np.asarray(store.meta["Z"])[train_split])
+
+    def _run_phase(self, run: "_Run", state: _TrainingState) -> _TrainingState:
+        """Train ``state.phase`` to its end (epoch budget or early stop); keep its best epoch.
+        Returns the state at the start of the next phase."""
+        phase, n_epochs = state.phase, self._phase_epochs()[state.phase]
+        run.net.encoder.requires_grad_(PHASES[phase] != "decoder")
+        if run.pending_optimizer is not None and state.scheduler is None:
+            run.optimizer.load_state_dict(run.pending_optimizer)  # resumed at a phase start
+            run.pending_optimizer = None
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            run.optimizer, max_lr=self.lr * (1 if phase == 0 else self.phase2_lr),
+            total_steps=max(n_epochs, 1) * run.steps)
+        if state.scheduler is not None:  # resumed mid-phase
+            # after creating the scheduler, which resets the learning rate and momentum
+            run.optimizer.load_state_dict(run.pending_optimizer)
+            scheduler.load_state_dict(state.scheduler)
+            run.pending_optimizer = None
+        if PHASES[phase] == "decoder" and n_epochs and state.best_model is None:
+            # the phase refits fidelity alone, so it keeps the incoming weights unless an
+            # epoch beats them (its first, restarting the schedule, often does not)
+            with torch.no_grad():
+                val = self._run_epoch(run.model, run.store, run.val_rows, phase, state.epoch,
+                                      run.engine)
+            state.best, state.best_model = val["loss"], _snapshot(run.net)
+            run.history.append({"epoch": state.epoch - 1, "phase": PHASES[phase], "start": True,
+                                **{f"val_{k}": v for k, v in val.items()}})
+            logger.info("decoder phase starts from val loss %.4f, val reduced chi2 %.3f",
+                        val["loss"], val["reduced_chi2"])
+        while state.epoch_in_phase < n_epochs and state.stale < self.patience:
+            tic = time.perf_counter()
+            train = self._run_epoch(run.model, run.store, run.train_rows, phase, state.epoch,
+                                    run.engine, run.optimizer, scheduler)
+            with torch.no_grad():
+                val = self._run_epoch(run.model, run.store, run.val_rows, phase, state.epoch,
+                                      run.engine)
+            if val["loss"] < state.best:
+                state.best, state.stale, state.best_model = val["loss"], 0, _snapshot(run.net)
+            else:
+                state.stale += 1
+            run.history.append({"epoch": state.epoch, "phase": PHASES[phase],
+                                "lr": scheduler.get_last_lr()[0],
+                                "seconds": time.perf_counter() - tic,
+                                **{f"train_{k}": v for k, v in train.items()},
+                                **{f"val_{k}": v for k, v in val.items()}})
+            logger.info("epoch %d (%s): train loss %.4f, val loss %.4f, val reduced chi2 %.3f",
+                        state.epoch, PHASES[phase], train["loss"], val["loss"],
+                        val["reduced_chi2"])
+            state.epoch += 1
+            state.epoch_in_phase += 1
+            state.scheduler = scheduler.state_dict()
+            self._checkpoint(run, state)
+        if state.best_model is not None:  # keep the best validation epoch of this phase
+            run.net.load_state_dict(state.best_model)
+        state = _TrainingState(phase=phase + 1, epoch=state.epoch)
+        self._checkpoint(run, state)
+        return state
+
+    def _checkpoint(self, run: "_Run", state: _TrainingState) -> None:
+        if not run.engine.is_main:
             return
-        md.path.mkdir(parents=True, exist_ok=True)
-        self._save_checkpoint(md, {
-            "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-            "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
-            "history": json.dumps(history), "settings": json.dumps(self._settings()),
-            "z_range": torch.tensor(z_range, dtype=torch.float64),
+        run.md.path.mkdir(parents=True, exist_ok=True)
+        self._save_checkpoint(run.md, {
+            "model": {k: v.detach().cpu() for k, v in run.net.state_dict().items()},
+            "optimizer": run.optimizer.state_dict(), "rng": torch.get_rng_state(),
+            "history": json.dumps(run.history), "settings": json.dumps(self._settings()),
+            "z_range": torch.tensor(run.z_range, dtype=torch.float64),
             **state.to_checkpoint()})
-        md.write_training_log(history)
+        run.md.write_training_log(run.history)
 
     def _write_model(self, md: ModelDir, net, z_range, history, survey: str) -> None:
         arch = self._architecture()

@@ -33,6 +33,20 @@ def test_fit_writes_model_with_checksum_and_windows(fitted):
     assert model.ppca_.components_.shape == (6, 7214)
 
 
+def test_a_folder_that_records_random_state_still_loads(fitted, tmp_path):
+    """Folders written before the metric's seed took the package's name record ``random_state``."""
+    copy = tmp_path / "old"
+    copy.mkdir()
+    (copy / MODEL_FILE).write_bytes((fitted / MODEL_FILE).read_bytes())
+    config = json.loads((fitted / "config.json").read_text())
+    config["random_state"] = config.pop("seed")
+    (copy / "config.json").write_text(json.dumps(config))
+    old, _ = load_model(copy)
+    new, _ = load_model(fitted)
+    assert old.seed == new.seed
+    np.testing.assert_array_equal(old.metric_.scaling_, new.metric_.scaling_)
+
+
 def test_tampered_model_is_refused(fitted, tmp_path, capsys):
     copy = tmp_path / "copy"
     copy.mkdir()

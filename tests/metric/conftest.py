@@ -13,5 +13,5 @@ def mock_rsca(mock_apogee_dir):
     data = load_rsca_data(mock_apogee_dir / "allStar-mock.fits",
                           mock_apogee_dir / "occam_member-mock.fits",
                           spectra=mock_apogee_dir / "spectra-mock.fits")
-    model = RSCA(n_components=8, random_state=0, ppca_params={"tol": 1e-4})
+    model = RSCA(n_components=8, seed=0, ppca_params={"tol": 1e-4})
     return data, model.fit(data.field, data.members, data.clusters, field_obs=field_obs(data))

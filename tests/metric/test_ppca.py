@@ -30,7 +30,7 @@ def test_recovers_known_subspace_with_missing_values(fitted):
 def test_exact_em_loglikelihood_never_decreases():
     """``max_iter`` also cuts the imputation phase short, so EM starts far from the optimum."""
     X, _ = _low_rank()
-    model = PPCA(n_components=4, solver="em", random_state=0, tol=0, max_iter=4).fit(X)
+    model = PPCA(n_components=4, solver="em", seed=0, tol=0, max_iter=4).fit(X)
     assert len(model.loglike_) == 4 and model.loglike_[-1] - model.loglike_[0] > 0.1
     assert np.all(np.diff(model.loglike_) > -1e-6)
 
@@ -38,19 +38,19 @@ def test_exact_em_loglikelihood_never_decreases():
 def test_imputation_cut_short_by_max_iter_says_so(caplog):
     X, _ = _low_rank()
     with caplog.at_level("WARNING", logger="specsift.metric"):
-        PPCA(n_components=4, random_state=0, max_iter=3).fit(X)
+        PPCA(n_components=4, seed=0, max_iter=3).fit(X)
     assert "stopped at max_iter=3" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="specsift.metric"):
-        PPCA(n_components=4, random_state=0).fit(X)
+        PPCA(n_components=4, seed=0).fit(X)
     assert "max_iter" not in caplog.text
 
 
 @pytest.mark.parametrize("solver", ["impute", "em"])
 def test_same_seed_same_model_and_convergence_rule(solver):
     X, _ = _low_rank()
-    a = PPCA(n_components=4, solver=solver, random_state=3, tol=1e-4).fit(X)
-    b = PPCA(n_components=4, solver=solver, random_state=3, tol=1e-4).fit(X)
+    a = PPCA(n_components=4, solver=solver, seed=3, tol=1e-4).fit(X)
+    b = PPCA(n_components=4, solver=solver, seed=3, tol=1e-4).fit(X)
     np.testing.assert_array_equal(a.components_, b.components_)
     assert a.n_iter_ < 200
     if solver == "em":
@@ -76,7 +76,7 @@ def _apogee_like(n=1500, d=120, k=4, seed=2):
 
 def _fit_pair(cls, X, errors=None):
     """The default solver's fit and exact EM's, converged tightly, both with a warm stage."""
-    return [cls(n_components=4, solver=solver, random_state=0, tol=1e-7, warm_rows=300)
+    return [cls(n_components=4, solver=solver, seed=0, tol=1e-7, warm_rows=300)
             .fit(X, errors=errors) for solver in ("impute", "em")]
 
 
@@ -117,9 +117,9 @@ def test_stages_too_large_to_keep_are_rebuilt_to_the_same_model(monkeypatch):
     """Above the cache size each pass rebuilds the blocks from X (only the data: the missing
     entries are kept from the first pass); the fit must not change."""
     X, _ = _low_rank(missing=0.1)
-    kept = PPCA(n_components=4, random_state=0, batch_size=128).fit(X)
+    kept = PPCA(n_components=4, seed=0, batch_size=128).fit(X)
     monkeypatch.setattr(ppca_module, "_CACHE_BYTES", 1000)
-    rebuilt = PPCA(n_components=4, random_state=0, batch_size=128).fit(X)
+    rebuilt = PPCA(n_components=4, seed=0, batch_size=128).fit(X)
     assert rebuilt.n_iter_ == kept.n_iter_
     np.testing.assert_allclose(rebuilt.components_, kept.components_, atol=1e-5)
 
@@ -127,8 +127,8 @@ def test_stages_too_large_to_keep_are_rebuilt_to_the_same_model(monkeypatch):
 @pytest.mark.parametrize("solver", ["impute", "em"])
 def test_warm_start_stage_reaches_the_full_data_solution(solver):
     X, basis = _low_rank(n=1000)
-    warm = PPCA(n_components=4, solver=solver, random_state=0, warm_rows=300, tol=1e-4).fit(X)
-    cold = PPCA(n_components=4, solver=solver, random_state=0, warm_rows=None, tol=1e-4).fit(X)
+    warm = PPCA(n_components=4, solver=solver, seed=0, warm_rows=300, tol=1e-4).fit(X)
+    cold = PPCA(n_components=4, solver=solver, seed=0, warm_rows=None, tol=1e-4).fit(X)
     assert np.degrees(subspace_angles(warm.components_.T, cold.components_.T)).max() < 0.2
     assert warm.score(X) == pytest.approx(cold.score(X), abs=1e-3)
 
@@ -136,7 +136,7 @@ def test_warm_start_stage_reaches_the_full_data_solution(solver):
 @pytest.fixture(scope="module")
 def fitted():
     X, basis = _low_rank()
-    return X, basis, PPCA(n_components=4, random_state=0).fit(X)
+    return X, basis, PPCA(n_components=4, seed=0).fit(X)
 
 
 def test_transform_uses_only_observed_pixels(fitted):
@@ -157,7 +157,7 @@ def test_transform_before_fit_is_a_clear_error():
 
 def test_row_with_every_pixel_missing_is_named():
     X, _ = _low_rank(n=200)
-    model = PPCA(n_components=2, random_state=0, tol=1e-3).fit(X)
+    model = PPCA(n_components=2, seed=0, tol=1e-3).fit(X)
     X[7] = np.nan
     with pytest.raises(SpecsiftInputError, match="row 7"):
         model.transform(X)
@@ -170,8 +170,8 @@ def test_weighted_ppca_downweights_noisy_pixels():
     noisy = rng.random(X.shape) < 0.3
     errors[noisy] = 2.0
     X = X + np.where(noisy, rng.normal(size=X.shape) * 2.0, 0).astype(np.float32)
-    plain = PPCA(n_components=4, random_state=0).fit(X)
-    weighted = WeightedPPCA(n_components=4, random_state=0).fit(X, errors=errors)
+    plain = PPCA(n_components=4, seed=0).fit(X)
+    weighted = WeightedPPCA(n_components=4, seed=0).fit(X, errors=errors)
     angle_plain = np.degrees(subspace_angles(plain.components_.T, basis)).max()
     angle_weighted = np.degrees(subspace_angles(weighted.components_.T, basis)).max()
     assert angle_weighted < angle_plain / 2
@@ -194,7 +194,7 @@ def test_sparse_and_dense_missing_pixel_sums_give_the_same_model():
     X[rng.random(X.shape) < np.linspace(0.01, 0.6, len(X))[:, None]] = np.nan
     fits = {}
     for sparse_below in (0.0, 0.1, 1.0):
-        model = PPCA(n_components=4, solver="em", random_state=0, tol=-np.inf, max_iter=6,
+        model = PPCA(n_components=4, solver="em", seed=0, tol=-np.inf, max_iter=6,
                      batch_size=64, warm_rows=None)
         model.sparse_below = sparse_below
         fits[sparse_below] = model.fit(X)
