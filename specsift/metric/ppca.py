@@ -184,8 +184,8 @@ class PPCA:
     # faster (measured break-even ~0.1 on a 2-core AMD EPYC, K=30).
     sparse_below = 0.1
 
-    def __init__(self, n_components: int = N_COMPONENTS, solver: str = "impute", max_iter: int = 200,
-                 tol: float = 1e-5, seed: int = 0, batch_size: int = 4096,
+    def __init__(self, n_components: int = N_COMPONENTS, solver: str = "impute",
+                 max_iter: int = 200, tol: float = 1e-5, seed: int = 0, batch_size: int = 4096,
                  warm_rows: int | None = 20000, min_observed: int | None = None,
                  device: str = DEFAULT_DEVICE):
         self.n_components = n_components

@@ -22,7 +22,8 @@ from .inputs import clean_batch
 __all__ = ["split_metrics", "invariance_ratio", "chi2_by_snr", "evaluate"]
 
 
-def split_metrics(autoencoder, store, batch_size: int = INFERENCE_BATCH, device=DEFAULT_DEVICE) -> dict:
+def split_metrics(autoencoder, store, batch_size: int = INFERENCE_BATCH,
+                  device=DEFAULT_DEVICE) -> dict:
     """Fidelity loss and reduced chi-square of each split, over unflagged objects, in one pass."""
     n_pix = len(store.wave)
     sums = {s: np.zeros(4) for s in SPLITS}  # fidelity sum, chi2 sum, n_good sum, objects
@@ -92,7 +93,8 @@ def invariance_ratio(autoencoder, store, split: str = "validation",
 
 
 def chi2_by_snr(autoencoder, store, split: str = "validation", refine_steps: int = 0,
-                brightest: float = 0.02, batch_size: int = INFERENCE_BATCH, device=DEFAULT_DEVICE) -> dict:
+                brightest: float = 0.02, batch_size: int = INFERENCE_BATCH,
+                device=DEFAULT_DEVICE) -> dict:
     """Median reduced chi-square of ``split``'s unflagged objects in S/N terciles and in the
     ``brightest`` fraction.
 

@@ -64,7 +64,8 @@ def _refined(autoencoder, latents, flux, ivar, z, rest, model, covered, reduced,
 
 
 @torch.no_grad()
-def encode_batches(autoencoder, store, batch_size: int = INFERENCE_BATCH, rows=None, split: str | None = None,
+def encode_batches(autoencoder, store, batch_size: int = INFERENCE_BATCH, rows=None,
+                   split: str | None = None,
                    device: str | torch.device = DEFAULT_DEVICE, return_model: bool = False,
                    return_rest: bool = False,
                    return_input: bool = False,
