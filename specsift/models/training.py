@@ -520,7 +520,8 @@ class AutoencoderTrainer:
                 val = self._run_epoch(run.model, run.store, run.val_rows, phase, state.epoch,
                                       run.engine)
             state.best, state.best_model = val["loss"], _snapshot(run.net)
-            run.history.append({"epoch": state.epoch - 1, "phase": PHASES[phase], "start": True,
+            incoming = kept_epoch(run.history)["epoch"] if run.history else state.epoch - 1
+            run.history.append({"epoch": incoming, "phase": PHASES[phase], "start": True,
                                 **{f"val_{k}": v for k, v in val.items()}})
             logger.info("decoder phase starts from val loss %.4f, val reduced chi2 %.3f",
                         val["loss"], val["reduced_chi2"])

@@ -100,6 +100,8 @@ def test_decoder_phase_keeps_the_encoder_and_refits_the_decoder(synthetic_store,
     md_two_phase, _ = uninterrupted
     trainer = AutoencoderTrainer(**{**SETTINGS, "decoder_epochs": 2}).fit(synthetic_store, tmp_path)
     start, *epochs = trainer.history_[-3:]
+    # the start record names the epoch whose weights the phase began with: phase 2's best
+    assert start["epoch"] == kept_epoch(trainer.history_[:-3])["epoch"]
     assert start["start"] and [r["phase"] for r in (start, *epochs)] == ["decoder"] * 3
     before = md_two_phase.load_weights(AUTOENCODER_WEIGHTS)
     after = ModelDir(tmp_path).load_weights(AUTOENCODER_WEIGHTS)
