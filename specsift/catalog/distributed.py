@@ -225,8 +225,9 @@ def _merge(job: ScoreJob, parts: CatalogParts, n_chunks: int, store, rule: StarG
                 "SCORE": SCORE_FORMULA if calibrated else LEGACY_SCORE,
                 "PVALUE": "Bonferroni over the residual evidence (conformal against the galaxy "
                           "model's validation split), the star-likeness and the star blend "
-                          "tests (against the catalogue's validation-split galaxies); QVALUE: Benjamini-Hochberg "
-                          "over the catalogue's galaxies",
+                          "tests (against the catalogue's validation-split galaxies); QVALUE: "
+                          "Benjamini-Hochberg over the objects the survey reported as galaxies "
+                          "(SPECTYPE)",
                 "MODELS": json.dumps({"galaxy": _model_hashes(job.galaxy_model),
                                       "star": _model_hashes(job.star_model)}),
                 **rule.metadata()}

@@ -225,8 +225,9 @@ def assemble_catalog(scores: dict[str, np.ndarray], meta: Table, rule: StarGalax
     evidence (:mod:`specsift.catalog.evidence`) with the star-likeness and star-blend tests
     (:mod:`specsift.catalog.stellar`) and ``OUTLIER_SCORE = -log10 OUTLIER_PVALUE``; without
     one, the part files' score (``-LOGP_GALAXY``) is kept. ``OUTLIER_QVALUE`` is the
-    Benjamini-Hochberg q-value of ``OUTLIER_PVALUE`` over the objects classified as galaxies
-    (NaN for stars), and the reason of an object classified as a star is ``star-like``. Part
+    Benjamini-Hochberg q-value of ``OUTLIER_PVALUE`` over the objects the survey reported as
+    galaxies (``SPECTYPE``; without it, those the rule calls galaxies; NaN for the others), and
+    the reason of an object classified as a star is ``star-like``. Part
     files of an older specsift have no ``STAR_BLEND_F``: the blend test is left out.
     """
     rows = scores["STORE_ROW"]
@@ -275,9 +276,12 @@ def assemble_catalog(scores: dict[str, np.ndarray], meta: Table, rule: StarGalax
     table["PVALUE_RESIDUALS"] = np.asarray(scores["OUTLIER_PVALUE"], dtype=np.float64)
     for name, log10_p in tests.items():
         table[f"PVALUE_{name.upper().replace('-', '_').replace(' ', '_')}"] = 10.0 ** log10_p
-    # the null is "a normal galaxy": an object the star model explains is no discovery, and
-    # counting the stars of a mixed survey as discoveries would loosen every galaxy's q-value
-    table["OUTLIER_QVALUE"] = bh_qvalues(np.where(is_star, np.nan, pvalue))
+    # the null is "a normal galaxy", so the family of tests is the objects it is a question for:
+    # those the survey reported as galaxies (the null's own population). Counting the stars of
+    # a mixed survey would loosen every galaxy's q-value; and a family chosen by this
+    # catalogue's own star/galaxy call would drop the anomalies the galaxy model fits worst,
+    # which that call names stars for it.
+    table["OUTLIER_QVALUE"] = bh_qvalues(np.where(galaxies, pvalue, np.nan))
     reason[is_star & (reason != "")] = STAR_LIKE
     table["OUTLIER_REASON"] = reason.astype(str)
     table["IS_STAR"] = is_star
