@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-__all__ = ["default_of", "add_device_option"]
+__all__ = ["default_of", "add_device_option", "add_options_from"]
 
 
 def default_of(func, name: str):
@@ -29,3 +29,25 @@ def add_device_option(parser, what: str = "") -> None:
     parser.add_argument("--device", default=DEFAULT_DEVICE,
                         help=f"torch device{what}: auto (GPU if present), cpu, cuda, cuda:N "
                              f"(default {DEFAULT_DEVICE})")
+
+
+def add_options_from(parser, defaults, helps: dict[str, str]) -> None:
+    """One option per ``--flag: help`` of ``helps``, whose default and type are those of the
+    same-named field of ``defaults`` (a dataclass instance); the help ends with the default.
+
+    Example:
+        >>> import argparse
+        >>> from specsift.models.defaults import FLOW
+        >>> parser = argparse.ArgumentParser()
+        >>> add_options_from(parser, FLOW, {"--max-epochs": "most epochs", "--hidden": "widths"})
+        >>> parser.parse_args([]).max_epochs, parser.parse_args(["--hidden", "8"]).hidden
+        (300, [8])
+    """
+    for flag, text in helps.items():
+        value = getattr(defaults, flag.lstrip("-").replace("-", "_"))
+        if isinstance(value, tuple):  # a list option: "--hidden 64 64"
+            parser.add_argument(flag, type=type(value[0]), nargs="+", default=list(value),
+                                help=f"{text} ({' '.join(map(str, value))})")
+        else:
+            shown = f"{value:g}" if isinstance(value, float) else value
+            parser.add_argument(flag, type=type(value), default=value, help=f"{text} ({shown})")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..models.configs import SIZES
 from ..models.defaults import AUTOENCODER as DEFAULTS
-from ._defaults import add_device_option
+from ._defaults import add_device_option, add_options_from
 
 __all__ = ["register"]
 
@@ -24,8 +24,7 @@ def register(subparsers) -> None:
                     "training_log.jsonl and checkpoint.pt (for --resume).")
     parser.add_argument("store", type=Path, help="store folder written by `specsift ingest`")
     parser.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR")
-    parser.add_argument("--latents", type=int, default=DEFAULTS.latents,
-                        help=f"latent dimensions S ({DEFAULTS.latents})")
+    add_options_from(parser, DEFAULTS, {"--latents": "latent dimensions S"})
     parser.add_argument("--size", choices=tuple(SIZES), default=DEFAULTS.size,
                         help=f"small: CPU in minutes; paper: SPENDER widths for GPUs "
                              f"({DEFAULTS.size})")
@@ -33,34 +32,25 @@ def register(subparsers) -> None:
     parser.add_argument("--rest-step", type=float, default=None,
                         help=f"rest-frame pixel of the decoder in Angstrom (default: the size's, "
                              f"{steps}); finer resolves the narrow lines of stars")
-    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
-                        help=f"total epochs of both phases ({DEFAULTS.epochs})")
-    parser.add_argument("--phase1-fraction", type=float, default=DEFAULTS.phase1_fraction,
-                        help=f"share of the epochs spent on phase 1, fidelity only "
-                             f"({DEFAULTS.phase1_fraction:g})")
+    add_options_from(parser, DEFAULTS, {
+        "--epochs": "total epochs of both phases",
+        "--phase1-fraction": "share of the epochs spent on phase 1, fidelity only"})
     parser.add_argument("--batch-size", type=int, default=None,
                         help="spectra per step (default: a power of two near the train split / "
                              "32, from 16 to 128, so small samples still take enough steps)")
-    parser.add_argument("--lr", type=float, default=DEFAULTS.lr,
-                        help=f"peak learning rate ({DEFAULTS.lr:g})")
-    parser.add_argument("--phase2-lr", type=float, default=DEFAULTS.phase2_lr,
-                        help=f"phase-2 peak learning rate as a fraction of --lr; gentler keeps the "
-                             f"phase-1 fidelity ({DEFAULTS.phase2_lr:g})")
-    parser.add_argument("--patience", type=int, default=DEFAULTS.patience,
-                        help=f"early-stopping patience in epochs ({DEFAULTS.patience})")
-    parser.add_argument("--similarity-weight", type=float, default=DEFAULTS.similarity_weight,
-                        help=f"phase-2 weight of the similarity loss; larger costs fidelity "
-                             f"({DEFAULTS.similarity_weight:g})")
-    parser.add_argument("--consistency-weight", type=float, default=DEFAULTS.consistency_weight,
-                        help=f"phase-2 weight of the consistency (redshift invariance) loss "
-                             f"({DEFAULTS.consistency_weight:g})")
-    parser.add_argument("--decoder-epochs", type=int, default=DEFAULTS.decoder_epochs,
-                        help=f"after the two phases, refit the decoder alone on the frozen encoder "
-                             f"for this many epochs; latents, hence invariance, unchanged "
-                             f"({DEFAULTS.decoder_epochs})")
+    add_options_from(parser, DEFAULTS, {
+        "--lr": "peak learning rate",
+        "--phase2-lr": "phase-2 peak learning rate as a fraction of --lr; gentler keeps the "
+                       "phase-1 fidelity",
+        "--patience": "early-stopping patience in epochs",
+        "--similarity-weight": "phase-2 weight of the similarity loss; larger costs fidelity",
+        "--consistency-weight": "phase-2 weight of the consistency (redshift invariance) loss",
+        "--decoder-epochs": "after the two phases, refit the decoder alone on the frozen encoder "
+                            "for this many epochs; latents, hence invariance, unchanged"})
     parser.add_argument("--z-max", type=float, default=None,
                         help="highest redshift the model covers (default: from the training split)")
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    add_options_from(parser, DEFAULTS, {"--seed": "seed of the initialisation, data order and "
+                                                  "augmentation"})
     add_device_option(parser)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--distributed", action="store_true",

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from ..models.defaults import FLOW, INFERENCE_BATCH
-from ._defaults import add_device_option
+from ._defaults import add_device_option, add_options_from
 
 __all__ = ["register"]
 
@@ -25,24 +25,19 @@ def register(subparsers) -> None:
                     "scores behind OUTLIER_PVALUE (outlier.safetensors).")
     parser.add_argument("store", type=Path, help="ingested store the autoencoder was trained on")
     parser.add_argument("--model", type=Path, required=True, help="model directory (MODEL_DIR)")
-    parser.add_argument("--transforms", type=int, default=FLOW.transforms,
-                        help=f"autoregressive transforms ({FLOW.transforms})")
-    parser.add_argument("--hidden", type=int, nargs="+", default=list(FLOW.hidden),
-                        help=f"hidden layer sizes of each transform "
-                             f"({' '.join(map(str, FLOW.hidden))})")
-    parser.add_argument("--max-epochs", type=int, default=FLOW.max_epochs,
-                        help=f"most epochs ({FLOW.max_epochs})")
-    parser.add_argument("--patience", type=int, default=FLOW.patience,
-                        help=f"epochs without validation improvement before stopping "
-                             f"({FLOW.patience})")
-    parser.add_argument("--lr", type=float, default=FLOW.lr, help=f"learning rate ({FLOW.lr:g})")
+    add_options_from(parser, FLOW, {
+        "--transforms": "autoregressive transforms",
+        "--hidden": "hidden layer sizes of each transform",
+        "--max-epochs": "most epochs",
+        "--patience": "epochs without validation improvement before stopping",
+        "--lr": "learning rate"})
     parser.add_argument("--batch-size", type=int, default=INFERENCE_BATCH,
                         help=f"spectra per encoding call ({INFERENCE_BATCH})")
     parser.add_argument("--no-outlier-calibration", dest="outlier_calibration",
                         action="store_false",
                         help="skip the outlier tests' calibration: enough for a model used only "
                              "as `score --star-model` (it never gives OUTLIER_SCORE)")
-    parser.add_argument("--seed", type=int, default=FLOW.seed)
+    add_options_from(parser, FLOW, {"--seed": "seed of the flow's initialisation and batches"})
     add_device_option(parser)
     parser.set_defaults(func=run, outputs=("model",))
 
