@@ -42,7 +42,8 @@ def evidence_for(autoencoder, calibration: OutlierCalibration) -> Evidence:
                     _rest_range(autoencoder))
 
 
-def calibrate_outliers(autoencoder, flow, store, batch_size: int = INFERENCE_BATCH, device=DEFAULT_DEVICE,
+def calibrate_outliers(autoencoder, flow, store, batch_size: int = INFERENCE_BATCH,
+                       device=DEFAULT_DEVICE,
                        max_objects: int = 6000, seed: int = 0,
                        refine_steps: int | None = None) -> OutlierCalibration:
     """Fit the model uncertainty on (up to ``max_objects``) training objects, then score the

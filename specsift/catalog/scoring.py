@@ -150,7 +150,8 @@ class SurveyModel:
 
 
 def score_rows(store, galaxy: SurveyModel, star: SurveyModel, rows: np.ndarray,
-               batch_size: int = INFERENCE_BATCH, device: str = DEFAULT_DEVICE) -> dict[str, np.ndarray]:
+               batch_size: int = INFERENCE_BATCH,
+               device: str = DEFAULT_DEVICE) -> dict[str, np.ndarray]:
     """Score the store rows ``rows`` (sorted) under both pipelines: the part-file columns.
 
     The two pipelines stream the same batches side by side, so that the blend test

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import inspect
 
-__all__ = ["default_of", "add_device_option", "add_options_from"]
+__all__ = ["default_of", "add_device_option", "add_batch_size_option",
+           "add_options_from"]
 
 
 def default_of(func, name: str):
@@ -29,6 +30,15 @@ def add_device_option(parser, what: str = "") -> None:
     parser.add_argument("--device", default=DEFAULT_DEVICE,
                         help=f"torch device{what}: auto (GPU if present), cpu, cuda, cuda:N "
                              f"(default {DEFAULT_DEVICE})")
+
+
+def add_batch_size_option(parser) -> None:
+    """``--batch-size`` of the verbs that encode or score, defaulting to the library's
+    :data:`~specsift.models.defaults.INFERENCE_BATCH`."""
+    from ..models.defaults import INFERENCE_BATCH
+
+    parser.add_argument("--batch-size", type=int, default=INFERENCE_BATCH,
+                        help=f"spectra per model call ({INFERENCE_BATCH})")
 
 
 def add_options_from(parser, defaults, helps: dict[str, str]) -> None:

@@ -7,9 +7,8 @@ import logging
 from pathlib import Path
 
 from ..errors import SpecsiftInputError
-from ..models.defaults import INFERENCE_BATCH
 from ..preprocess.split import SPLITS
-from ._defaults import add_device_option
+from ._defaults import add_batch_size_option, add_device_option
 
 __all__ = ["register"]
 
@@ -28,8 +27,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="LATENTS",
                         help="output table, .parquet or .fits")
     parser.add_argument("--split", choices=SPLITS, default=None)
-    parser.add_argument("--batch-size", type=int, default=INFERENCE_BATCH,
-                        help=f"spectra per model call ({INFERENCE_BATCH})")
+    add_batch_size_option(parser)
     add_device_option(parser)
     parser.set_defaults(func=run)
 

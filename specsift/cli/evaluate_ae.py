@@ -7,8 +7,8 @@ import json
 import logging
 from pathlib import Path
 
-from ..models.defaults import INFERENCE_BATCH, INVARIANCE_OBJECTS
-from ._defaults import add_device_option
+from ..models.defaults import INVARIANCE_OBJECTS
+from ._defaults import add_batch_size_option, add_device_option
 
 __all__ = ["register"]
 
@@ -36,8 +36,7 @@ def register(subparsers) -> None:
     parser.add_argument("--refine-steps", type=int, default=None,
                         help="Gauss-Newton steps of the refined fit reported in chi2_by_snr "
                              "(default: as many as `score` takes; 0: the encoder's fit only)")
-    parser.add_argument("--batch-size", type=int, default=INFERENCE_BATCH,
-                        help=f"spectra per model call ({INFERENCE_BATCH})")
+    add_batch_size_option(parser)
     parser.add_argument("--seed", type=int, default=0)
     add_device_option(parser)
     parser.set_defaults(func=run, outputs=("out", "plot"))

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-
-from ..models.defaults import INFERENCE_BATCH
-from ._defaults import add_device_option
+from ._defaults import add_batch_size_option, add_device_option
 
 __all__ = ["register"]
 
@@ -32,8 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--star-model", type=Path, required=True, help="star model directory")
     parser.add_argument("--out", type=Path, required=True, help="CATALOG.parquet or CATALOG.fits")
     add_device_option(parser)
-    parser.add_argument("--batch-size", type=int, default=INFERENCE_BATCH,
-                        help=f"spectra per model call ({INFERENCE_BATCH})")
+    add_batch_size_option(parser)
     parser.add_argument("--chunk-size", type=int, default=8192,
                         help="objects per resumable part file / work unit (8192)")
     parser.add_argument("--workers", type=int, default=1, help="Dask workers (scheduler dask)")

@@ -6,8 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..models.defaults import FLOW, INFERENCE_BATCH
-from ._defaults import add_device_option, add_options_from
+from ..models.defaults import FLOW
+from ._defaults import add_batch_size_option, add_device_option, add_options_from
 
 __all__ = ["register"]
 
@@ -31,8 +31,7 @@ def register(subparsers) -> None:
         "--max-epochs": "most epochs",
         "--patience": "epochs without validation improvement before stopping",
         "--lr": "learning rate"})
-    parser.add_argument("--batch-size", type=int, default=INFERENCE_BATCH,
-                        help=f"spectra per encoding call ({INFERENCE_BATCH})")
+    add_batch_size_option(parser)
     parser.add_argument("--no-outlier-calibration", dest="outlier_calibration",
                         action="store_false",
                         help="skip the outlier tests' calibration: enough for a model used only "

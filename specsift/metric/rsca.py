@@ -207,9 +207,10 @@ class RSCA:
         >>> embedding = model.transform(X_other, n_dims=10)                   # doctest: +SKIP
     """
 
-    def __init__(self, n_components: int = N_COMPONENTS, compress: bool = True, weighted: bool = False,
-                 seed: int = 0, ppca_params: dict | None = None, whiten: bool = True,
-                 rotate: bool = True, relative_scaling: bool = True, plate_robust: bool = True):
+    def __init__(self, n_components: int = N_COMPONENTS, compress: bool = True,
+                 weighted: bool = False, seed: int = 0, ppca_params: dict | None = None,
+                 whiten: bool = True, rotate: bool = True, relative_scaling: bool = True,
+                 plate_robust: bool = True):
         self.n_components = n_components
         self.compress = compress
         self.weighted = weighted

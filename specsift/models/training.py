@@ -67,13 +67,15 @@ class _TrainingState:
         state = cls(**{f.name: checkpoint[f.name] for f in fields(cls)})
         state.best = float(state.best)
         return state
+
+
 @dataclass
 class _Run:
     """What the phases and epochs of one :meth:`AutoencoderTrainer.fit` share."""
 
     store: object
     md: ModelDir
-    engine: "_Engine"
+    engine: _Engine
     model: torch.nn.Module           # as the engine prepared it (wrapped when distributed)
     net: SpectrumAutoencoder         # the same weights, unwrapped
     optimizer: torch.optim.Optimizer
@@ -308,8 +310,8 @@ class AutoencoderTrainer:
 
     def _settings(self) -> dict:
         """The parameters that define the run (a resumed run must use the same ones)."""
-        keys = ("latents", "size", "widths", "epochs", "phase1_fraction", "batch_size", "lr", "phase2_lr",
-                "weight_decay", "clip", "patience", "similarity_weight", "consistency_weight",
+        keys = ("latents", "size", "widths", "epochs", "phase1_fraction", "batch_size", "lr",
+                "phase2_lr", "weight_decay", "clip", "patience", "similarity_weight", "consistency_weight",
                 "decoder_epochs", "augment_shift", "augment_noise", "augment_fraction", "seed")
         return {k: getattr(self, k) for k in keys}
 
@@ -497,7 +499,7 @@ class AutoencoderTrainer:
         train_split = np.asarray(store.meta["SPLIT"]) == "train"
         return redshift_range(np.asarray(store.meta["Z"])[train_split])
 
-    def _run_phase(self, run: "_Run", state: _TrainingState) -> _TrainingState:
+    def _run_phase(self, run: _Run, state: _TrainingState) -> _TrainingState:
         """Train ``state.phase`` to its end (epoch budget or early stop); keep its best epoch.
         Returns the state at the start of the next phase."""
         phase, n_epochs = state.phase, self._phase_epochs()[state.phase]
@@ -554,7 +556,7 @@ class AutoencoderTrainer:
         self._checkpoint(run, state)
         return state
 
-    def _checkpoint(self, run: "_Run", state: _TrainingState) -> None:
+    def _checkpoint(self, run: _Run, state: _TrainingState) -> None:
         if not run.engine.is_main:
             return
         run.md.path.mkdir(parents=True, exist_ok=True)
