@@ -145,7 +145,8 @@ class SurveyModel:
                    "chi2": np.where(ok, batch["chi2_encoder"] if refined else batch["chi2"],
                                     np.nan),
                    "chi2_refined": np.where(ok, batch["chi2"], np.nan) if refined else nan,
-                   "velocity": np.where(ok, batch["velocity"], np.nan) if refined else nan,
+                   **{key: np.where(ok, batch[key], np.nan) if refined else nan
+                      for key in ("velocity", "dispersion")},
                    **{key: batch[key] for key in ("flux", "weight", "model")}}
 
 
@@ -167,6 +168,7 @@ def score_rows(store, galaxy: SurveyModel, star: SurveyModel, rows: np.ndarray,
                                                               g["model"], s["model"]), np.nan)
         columns = {"STORE_ROW": g["row"], "CHI2_GALAXY": g["chi2"], "CHI2_STAR": s["chi2"],
                    "CHI2_REFINED": g["chi2_refined"], "DV_GALAXY": g["velocity"],
+                   "DSIGMA2_GALAXY": g["dispersion"],
                    "LOGP_GALAXY": g["logp"], "LOGP_STAR": s["logp"], "STAR_BLEND_F": blend,
                    "OUTLIER_SCORE": g["score"], "OUTLIER_REASON": g["reason"],
                    "NPIX_GALAXY": g["n_good"], "NPIX_STAR": s["n_good"],
@@ -236,9 +238,9 @@ def assemble_catalog(scores: dict[str, np.ndarray], meta: Table, rule: StarGalax
     table = Table()
     table["TARGETID"] = meta["TARGETID"] if "TARGETID" in meta.colnames else meta["ID"]
     table["Z"] = np.asarray(meta["Z"], dtype=np.float64)
-    for name in ("CHI2_GALAXY", "CHI2_STAR", "CHI2_REFINED", "DV_GALAXY", "LOGP_GALAXY",
-                 "LOGP_STAR"):
-        if name in scores:   # part files of an older specsift have no CHI2_REFINED, DV_GALAXY
+    for name in ("CHI2_GALAXY", "CHI2_STAR", "CHI2_REFINED", "DV_GALAXY", "DSIGMA2_GALAXY",
+                 "LOGP_GALAXY", "LOGP_STAR"):
+        if name in scores:   # part files of an older specsift lack the refined fit's columns
             table[name] = scores[name]
     kwargs = dict(chi2_galaxy=scores["CHI2_GALAXY"], chi2_star=scores["CHI2_STAR"],
                   npix_galaxy=scores["NPIX_GALAXY"], npix_star=scores["NPIX_STAR"],

@@ -42,7 +42,8 @@ def _reduced_chi2(flux, weight, model):
 
 
 def _refined(autoencoder, latents, flux, ivar, z, rest, model, covered, reduced, n_good, steps):
-    """Refine the fits that are not at noise level already; ``(rest, model, covered, velocity)``.
+    """Refine the fits that are not at noise level already:
+    ``(rest, model, covered, velocity, dispersion)``.
 
     Why only those: an object whose encoder fit leaves a reduced chi-square within
     ``REFINE_ABOVE`` standard deviations of 1 (``sqrt(2 / n)``) has nothing to gain, and most
@@ -55,12 +56,14 @@ def _refined(autoencoder, latents, flux, ivar, z, rest, model, covered, reduced,
     todo = torch.nonzero((n_good > 0) & (reduced > 1 + REFINE_ABOVE * torch.sqrt(2 / n))
                          & (reduced < REFINE_BELOW))[:, 0]
     velocity = torch.zeros(len(z), dtype=torch.float32, device=flux.device)
+    dispersion = torch.zeros_like(velocity)
     if len(todo):
-        _, v, r, m, c = refine_fit(autoencoder, latents[todo], flux[todo], weight[todo], z[todo],
-                                   steps=steps)
+        fit = refine_fit(autoencoder, latents[todo], flux[todo], weight[todo], z[todo],
+                         steps=steps)
         rest, model, covered = rest.clone(), model.clone(), covered.clone()
-        rest[todo], model[todo], covered[todo], velocity[todo] = r.to(rest.dtype), m, c, v
-    return rest, model, covered, velocity
+        rest[todo], model[todo], covered[todo] = fit.rest.to(rest.dtype), fit.model, fit.covered
+        velocity[todo], dispersion[todo] = fit.velocity, fit.dispersion
+    return rest, model, covered, velocity, dispersion
 
 
 @torch.no_grad()
@@ -95,10 +98,10 @@ def encode_batches(autoencoder, store, batch_size: int = INFERENCE_BATCH, rows=N
             encoder_chi2, encoder_n = _reduced_chi2(flux, autoencoder.weights(ivar) * covered,
                                                     model)
             out["chi2_encoder"] = encoder_chi2.cpu().numpy()
-            rest, model, covered, velocity = _refined(autoencoder, latents, flux, ivar, z, rest,
-                                                      model, covered, encoder_chi2, encoder_n,
-                                                      refine_steps)
-            out["velocity"] = velocity.cpu().numpy()
+            rest, model, covered, velocity, dispersion = _refined(
+                autoencoder, latents, flux, ivar, z, rest, model, covered, encoder_chi2,
+                encoder_n, refine_steps)
+            out.update(velocity=velocity.cpu().numpy(), dispersion=dispersion.cpu().numpy())
         weight = autoencoder.weights(ivar) * covered
         reduced, n_good = _reduced_chi2(flux, weight, model)
         out.update(chi2=reduced.cpu().numpy(), n_good=n_good.cpu().numpy())

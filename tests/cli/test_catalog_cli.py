@@ -42,6 +42,7 @@ def test_calibrated_catalogue_has_the_refined_fit_and_q_values_for_the_surveys_g
     assert (galaxy & np.asarray(table["IS_STAR"], bool)).any()  # the two families differ
     encoder, refined = (np.asarray(table[c], float) for c in ("CHI2_GALAXY", "CHI2_REFINED"))
     assert np.all(refined <= encoder + 1e-6) and np.isfinite(table["DV_GALAXY"]).all()
+    assert np.isfinite(table["DSIGMA2_GALAXY"]).all()
     assert "refined fit" in metadata["SCORE"]
 
 
