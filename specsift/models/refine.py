@@ -153,8 +153,25 @@ class _Observation:
         h = hidden(latents)
         d_h = torch.func.vmap(lambda t: torch.func.jvp(hidden, (latents,), (t,))[1])(tangents)
         rest = last(h).float()
-        d_rest = (d_h.transpose(0, 1) @ last.weight.T).float()            # (B, S, R)
+        # one (B S, H) x (H, R) product: as fast as BLAS goes, where the batched (B, S, H)
+        # product runs 2-3x slower on CPU
+        batch, n_hidden = latents.shape[0], d_h.shape[-1]
+        d_rest = torch.nn.functional.linear(d_h.transpose(0, 1).reshape(batch * n, n_hidden),
+                                            last.weight).view(batch, n, -1).float()   # (B, S, R)
         return rest, d_rest
+
+
+def _normal_equations(observe, flux, weight, latents, nuisances, fit_velocity, fit_dispersion):
+    """Gauss-Newton normal matrix (B, free, free) and gradient (B, free) of the chi-square, without
+    the priors; the sums over pixels in float32 (relative error ~1e-6, and a step is kept only if
+    the exact chi-square goes down), returned in float64 for the small solve."""
+    dispersion, velocity = nuisances
+    model, covered, jac = observe.linearise(latents, velocity, dispersion, fit_velocity,
+                                            fit_dispersion)                 # jac: (B, free, P)
+    wj = (weight * covered)[:, None] * jac
+    normal = wj @ jac.transpose(1, 2)
+    gradient = (wj @ (flux - model)[..., None])[..., 0]
+    return normal.double(), gradient.double()
 
 
 def _objective(flux, weight, model, nuisances, priors):
@@ -199,34 +216,42 @@ def refine_fit(autoencoder, latents: torch.Tensor, flux: torch.Tensor, weight: t
     def objective(observe, flux, weight, latents, nuisances):
         dispersion, velocity = split(nuisances)
         model, covered = observe(latents, velocity, dispersion)
-        return _objective(flux, weight * covered, model, nuisances.unbind(1), priors)
+        used = weight * covered
+        return _objective(flux, used, model, nuisances.unbind(1), priors), (used > 0).sum(1)
 
     whole = _Observation(autoencoder, z)
-    current = objective(whole, flux, weight, latents, nuisances)
+    current = objective(whole, flux, weight, latents, nuisances)[0]
     free = n_latent + len(priors)
     eye = torch.eye(free, dtype=torch.float64, device=flux.device)
     prior_precision = torch.zeros(free, dtype=torch.float64, device=flux.device)
     prior_precision[n_latent:] = torch.tensor(priors, dtype=torch.float64).pow(-2)
     lam = torch.full((n,), float(damping), dtype=torch.float64, device=flux.device)
+    # each object's normal matrix and gradient at its current point: a rejected step retries
+    # from the same point with more damping, so its linearisation (a third of all steps) is kept
+    normal_at = torch.zeros(n, free, free, dtype=torch.float64, device=flux.device)
+    gradient_at = torch.zeros(n, free, dtype=torch.float64, device=flux.device)
+    linearised = torch.zeros(n, dtype=torch.bool, device=flux.device)
     active = torch.arange(n, device=flux.device)
     for _ in range(steps):
         if not len(active):
             break
-        observe = _Observation(autoencoder, z[active])
-        f, w, lat, nui = flux[active], weight[active], latents[active], nuisances[active]
-        dispersion, velocity = split(nui)
-        model, covered, jac = observe.linearise(lat, velocity, dispersion, fit_velocity,
-                                                fit_dispersion)
-        jac = jac.double()                                                  # (B, free, P)
-        wj = (w * covered).double()[:, None] * jac
-        normal = wj @ jac.transpose(1, 2) + torch.diag(prior_precision)   # (B, free, free)
-        gradient = (wj @ (f - model).double()[..., None])[..., 0]          # (B, free)
-        gradient[:, n_latent:] -= nui.double() * prior_precision[n_latent:]
+        stale = active[~linearised[active]]
+        if len(stale):
+            normal_at[stale], gradient_at[stale] = _normal_equations(
+                _Observation(autoencoder, z[stale]), flux[stale], weight[stale], latents[stale],
+                split(nuisances[stale]), fit_velocity, fit_dispersion)
+            gradient_at[stale, n_latent:] -= nuisances[stale].double() * prior_precision[n_latent:]
+            linearised[stale] = True
+        normal = normal_at[active] + torch.diag(prior_precision)
         diag = torch.diagonal(normal, dim1=1, dim2=2)
         normal = normal + lam[active, None, None] * torch.diag_embed(diag) + 1e-9 * eye
-        delta = torch.nan_to_num(torch.linalg.solve(normal, gradient[..., None])[..., 0].float())
+        delta = torch.linalg.solve(normal, gradient_at[active][..., None])[..., 0]
+        delta = torch.nan_to_num(delta.float())
+        lat, nui = latents[active], nuisances[active]
         trial_latents, trial_nuisances = lat + delta[:, :n_latent], nui + delta[:, n_latent:]
-        value = objective(observe, f, w, trial_latents, trial_nuisances)
+        f, w = flux[active], weight[active]
+        value, used = objective(_Observation(autoencoder, z[active]), f, w, trial_latents,
+                                trial_nuisances)
         gain = current[active] - value
         better = gain > 0
         # Levenberg-Marquardt: trust a good model more, a bad one less
@@ -234,9 +259,10 @@ def refine_fit(autoencoder, latents: torch.Tensor, flux: torch.Tensor, weight: t
         latents[active] = torch.where(better[:, None], trial_latents, lat)
         nuisances[active] = torch.where(better[:, None], trial_nuisances, nui)
         current[active] = torch.where(better, value, current[active])
+        linearised[active[better]] = False
         # a fit that gained less than ``tolerance`` per pixel has converged; a rejected step is
         # retried
-        active = active[~better | (gain >= tolerance * (w * covered > 0).sum(1))]
+        active = active[~better | (gain >= tolerance * used)]
     dispersion, velocity = split(nuisances)
     rest = whole.rest(latents, dispersion)
     model, covered = interp_uniform(whole.positions(velocity)[0], rest)

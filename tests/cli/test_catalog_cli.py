@@ -151,3 +151,48 @@ def test_train_flow_can_skip_the_outlier_calibration(scoring_setup, tmp_path):
                  "--transforms", "2", "--hidden", "16", "--max-epochs", "3", "--device", "cpu",
                  "--no-outlier-calibration"]) == 0
     assert ModelDir(model).has_weights("flow") and not ModelDir(model).has_weights("outlier")
+
+
+def test_score_fdr_writes_the_selection_in_rank_order(scored, scoring_setup, tmp_path):
+    from specsift.catalog.distributed import fdr_path
+
+    root, _ = scored
+    out = tmp_path / "c.parquet"
+    assert main(["-q", "score", str(scoring_setup.store), "--galaxy-model", str(root / "galaxy"),
+                 "--star-model", str(root / "star"), "--out", str(out), "--device", "cpu",
+                 "--fdr", "0.5"]) == 0
+    table, _ = read_catalog(out)
+    chosen, metadata = read_catalog(fdr_path(out, 0.5))
+    q = np.nan_to_num(np.asarray(table["OUTLIER_QVALUE"], float), nan=np.inf)
+    assert len(chosen) == (q < 0.5).sum()
+    assert (np.asarray(chosen["OUTLIER_QVALUE"]) < 0.5).all()
+    assert list(chosen["RANK"]) == sorted(chosen["RANK"]) and float(metadata["FDR"]) == 0.5
+
+
+def test_score_refuses_a_false_discovery_rate_outside_0_and_1(scored, scoring_setup, tmp_path,
+                                                               capsys):
+    root, _ = scored
+    for rate in ("0", "1", "1.5", "-0.1"):
+        capsys.readouterr()
+        assert main(["score", str(scoring_setup.store), "--galaxy-model", str(root / "galaxy"),
+                     "--star-model", str(root / "star"), "--out", str(tmp_path / "c.parquet"),
+                     "--fdr", rate]) == 2
+        assert "--fdr must lie strictly between 0 and 1" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_model_without_outlier_calibration_scores_with_empty_columns(scoring_setup, tmp_path,
+                                                                       capsys):
+    """Model directories written before the calibration (as ``scoring_setup``'s) still score:
+    OUTLIER_SCORE is the paper's -log p, the columns they cannot fill are NaN, the log says so."""
+    assert not ModelDir(scoring_setup.galaxy).has_weights("outlier")
+    out = tmp_path / "c.parquet"
+    assert main(["score", str(scoring_setup.store), "--galaxy-model", str(scoring_setup.galaxy),
+                 "--star-model", str(scoring_setup.star), "--out", str(out),
+                 "--device", "cpu"]) == 0
+    assert "no outlier calibration" in capsys.readouterr().err
+    table, metadata = read_catalog(out)
+    assert np.allclose(table["OUTLIER_SCORE"], -np.asarray(table["LOGP_GALAXY"]))
+    for column in ("OUTLIER_PVALUE", "OUTLIER_QVALUE", "CHI2_REFINED"):
+        assert np.isnan(np.asarray(table[column], float)).all(), column
+    assert np.isfinite(np.asarray(table["CHI2_GALAXY"], float)).all()
