@@ -85,9 +85,13 @@ class _Observation:
         # model change per pixel's second difference and per (km/s)^2 of ds2
         self.curvature = (0.5 * (wave / C_KMS / self.step) ** 2).float()
 
+    def broadening(self, rest: torch.Tensor) -> torch.Tensor:
+        """(B, R) change of ``rest`` per (km/s)^2 of ``ds2``: d rest / d ds2."""
+        return self.curvature * _second_difference(rest)
+
     def broaden(self, rest: torch.Tensor, dispersion: torch.Tensor) -> torch.Tensor:
         """(B, R) ``rest`` with its squared dispersion changed by (B,) ``dispersion``."""
-        return rest + dispersion[:, None] * self.curvature * _second_difference(rest)
+        return rest + dispersion[:, None] * self.broadening(rest)
 
     def positions(self, velocity):
         zz = (1 + self.z) * (1 + velocity.double() / C_KMS) - 1
@@ -123,7 +127,7 @@ class _Observation:
             # the latent columns leave out the broadening of the decoder's derivatives: ``ds2``
             # changes them by a few per cent, and a step is kept only if the exact chi-square
             # goes down, so the cheaper Jacobian costs no accuracy, only at most a step
-            d_dispersion = self.curvature * _second_difference(rest)
+            d_dispersion = self.broadening(rest)
             rest = rest + dispersion[:, None] * d_dispersion
             columns.append(observed(d_dispersion[:, None])[0])
         model, slope = observed(rest[:, None])
