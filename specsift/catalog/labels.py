@@ -165,6 +165,7 @@ class LabelBook:
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "specsift-review"
+    timeout = 10  # seconds: Chromium opens spare connections that never send a request
     book: LabelBook
     root: Path
 

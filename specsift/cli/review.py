@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 from pathlib import Path
 from ._defaults import add_device_option
 
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         book = LabelBook(page["labels_path"], page["fingerprint"], page["target_ids"])
         server = LabelServer(args.out, book, port=args.port)
         logger.info("serving %s (labels to %s); Ctrl-C stops", server.url, book.path)
+        stop_on(signal.SIGINT, signal.SIGTERM)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
@@ -61,3 +63,14 @@ def run(args: argparse.Namespace) -> int:
         finally:
             server.httpd.server_close()
     return 0
+
+
+def stop_on(*signals: signal.Signals) -> None:
+    """Make these signals stop the server as Ctrl-C does. Why: a shell without job control
+    (a script's ``cmd &``, CI) starts background commands with SIGINT ignored, and then
+    neither Ctrl-C nor ``kill -INT`` would stop the server or report its labels."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for number in signals:
+        signal.signal(number, interrupt)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import shutil
+import signal
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -258,3 +261,20 @@ def test_server_rejects_anything_but_label_posts(server):
     for request, status in refused:
         assert ask(server, *request)[0] == status, request
     assert not (server.httpd.RequestHandlerClass.root / "labels.csv").exists()
+
+
+def test_the_server_stops_on_ctrl_c_even_when_started_with_sigint_ignored():
+    """A shell without job control starts ``cmd &`` with SIGINT ignored (CI, scripts)."""
+    from specsift.cli.review import stop_on
+
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop_on(signal.SIGINT, signal.SIGTERM)
+        for number in saved:
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), number)
+                time.sleep(1)
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
