@@ -43,6 +43,8 @@ def register(subparsers) -> None:
         "--phase2-lr": "phase-2 peak learning rate as a fraction of --lr; gentler keeps the "
                        "phase-1 fidelity",
         "--patience": "early-stopping patience in epochs",
+        "--selection-cap": "reduced chi2 at which a validation object's fidelity is capped when "
+                           "choosing the kept epoch, so misfits (anomalies) do not choose it",
         "--similarity-weight": "phase-2 weight of the similarity loss; larger costs fidelity",
         "--consistency-weight": "phase-2 weight of the consistency (redshift invariance) loss",
         "--decoder-epochs": "after the two phases, refit the decoder alone on the frozen encoder "
@@ -82,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         widths={"rest_step": args.rest_step} if args.rest_step else None,
         phase1_fraction=args.phase1_fraction, batch_size=args.batch_size, lr=args.lr,
         phase2_lr=args.phase2_lr,
-        patience=args.patience, similarity_weight=args.similarity_weight,
+        patience=args.patience, selection_cap=args.selection_cap,
+        similarity_weight=args.similarity_weight,
         consistency_weight=args.consistency_weight, decoder_epochs=args.decoder_epochs,
         z_range=z_range, seed=args.seed,
         device=args.device, distributed=args.distributed)

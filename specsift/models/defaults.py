@@ -27,6 +27,7 @@ class AutoencoderDefaults:
     weight_decay: float = 1e-4
     clip: float = 1.0
     patience: int = 5
+    selection_cap: float = 10.0
     similarity_weight: float = 0.1
     consistency_weight: float = 10.0
     decoder_epochs: int = 3

@@ -5,6 +5,12 @@ losses, which make the latents redshift invariant and keep them from collapsing.
 its own one-cycle learning-rate schedule and its own early stopping on the validation split (the
 best validation epoch's weights are kept).
 
+Which epoch is best is judged by the validation loss with each object's fidelity capped at that of
+reduced chi-square ``selection_cap`` (10): an object worse than that is a misfit whatever the
+epoch (an injected anomaly, a quasar in a galaxy sample), and its large, fluctuating loss would
+otherwise choose the epoch. On the demo's galaxies one such object kept the weights of epoch 1 of
+10 and stopped phase 1 at epoch 6 (docs/autoencoder.md). The logged losses stay uncapped.
+
 Optionally (``decoder_epochs``), a last phase refits the decoder alone on the frozen encoder, with
 the fidelity loss. Why: phase 2 moves the latents, and the decoder trails them (the reduced
 chi-square rises); with the encoder frozen the latents, hence their redshift invariance, stay
@@ -54,7 +60,7 @@ class _TrainingState:
     phase: int = 0              # index into PHASES
     epoch_in_phase: int = 0
     epoch: int = 0              # over all phases (seeds the epoch's shuffle and augmentation)
-    best: float = math.inf      # best validation loss of this phase
+    best: float = math.inf      # best validation selection loss of this phase
     stale: int = 0              # epochs since it improved (early stopping)
     best_model: dict | None = None   # weights of that epoch
     scheduler: dict | None = None    # learning-rate schedule, None at a phase start
@@ -88,7 +94,7 @@ class _Run:
 
 
 _LOSS_TERMS = ("fidelity", "similarity", "consistency")   # per-object means, summed times n
-_EPOCH_SUMS = (*_LOSS_TERMS, "chi2", "n_good", "n")       # what an epoch adds up over batches
+_EPOCH_SUMS = (*_LOSS_TERMS, "capped_fidelity", "chi2", "n_good", "n")  # an epoch's sums
 
 
 def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
@@ -154,10 +160,16 @@ def _snapshot(net) -> dict:
 
 
 def kept_epoch(history: list[dict]) -> dict:
-    """The record of the weights a run kept: the lowest validation loss of its last phase (a
-    ``start`` record is the weights that phase began with)."""
+    """The record of the weights a run kept: the lowest validation selection loss of its last
+    phase (a ``start`` record is the weights that phase began with)."""
     last = [r for r in history if r.get("phase") == history[-1].get("phase")]
-    return min(last, key=lambda r: r.get("val_loss", math.inf))
+    return min(last, key=selection_loss)
+
+
+def selection_loss(record: dict) -> float:
+    """The validation loss that chooses the kept epoch (logs written before the fidelity cap
+    have only the plain loss)."""
+    return record.get("val_selection", record.get("val_loss", math.inf))
 
 
 def auto_batch_size(n_train: int, steps: int = 32, smallest: int = 16, largest: int = 128) -> int:
@@ -249,6 +261,8 @@ class AutoencoderTrainer:
         weight_decay: AdamW weight decay.
         clip: gradient-norm clipping threshold.
         patience: epochs without validation improvement before a phase stops early.
+        selection_cap: reduced chi-square at which an object's fidelity is capped in the
+            validation loss that picks the kept epoch and stops a phase early.
         similarity_weight, consistency_weight: weights of the phase-2 losses (defaults from the
             20k mock BGS run in docs/autoencoder.md: 0.1 keeps fidelity, 10 gives invariance).
         decoder_epochs: epochs of the last phase (decoder alone on the frozen encoder; 0: none),
@@ -275,6 +289,7 @@ class AutoencoderTrainer:
                  phase2_lr: float = DEFAULTS.phase2_lr,
                  weight_decay: float = DEFAULTS.weight_decay, clip: float = DEFAULTS.clip,
                  patience: int = DEFAULTS.patience,
+                 selection_cap: float = DEFAULTS.selection_cap,
                  similarity_weight: float = DEFAULTS.similarity_weight,
                  consistency_weight: float = DEFAULTS.consistency_weight,
                  decoder_epochs: int = DEFAULTS.decoder_epochs,
@@ -294,6 +309,7 @@ class AutoencoderTrainer:
         self.weight_decay = weight_decay
         self.clip = clip
         self.patience = patience
+        self.selection_cap = selection_cap
         self.similarity_weight = similarity_weight
         self.consistency_weight = consistency_weight
         self.decoder_epochs = decoder_epochs
@@ -311,8 +327,9 @@ class AutoencoderTrainer:
     def _settings(self) -> dict:
         """The parameters that define the run (a resumed run must use the same ones)."""
         keys = ("latents", "size", "widths", "epochs", "phase1_fraction", "batch_size", "lr",
-                "phase2_lr", "weight_decay", "clip", "patience", "similarity_weight", "consistency_weight",
-                "decoder_epochs", "augment_shift", "augment_noise", "augment_fraction", "seed")
+                "phase2_lr", "weight_decay", "clip", "patience", "selection_cap",
+                "similarity_weight", "consistency_weight", "decoder_epochs", "augment_shift",
+                "augment_noise", "augment_fraction", "seed")
         return {k: getattr(self, k) for k in keys}
 
     def _phase_epochs(self) -> tuple[int, int, int]:
@@ -342,6 +359,8 @@ class AutoencoderTrainer:
         recon = recon[:b].float()
         chi2, n_good = chi2_terms(flux[:b], weight, recon)
         terms = {"fidelity": fidelity_loss(flux[:b], weight, recon, valid)}
+        pixels = flux.shape[-1]
+        capped = torch.minimum(chi2, self.selection_cap * n_good) * 0.5 / pixels
         if phase == 1:
             latents = latents.float()
             terms["similarity"] = similarity_loss(latents[:b], rest[:b].float(), valid=valid)
@@ -351,6 +370,7 @@ class AutoencoderTrainer:
                          + self.consistency_weight * terms.get("consistency", 0.0))
         terms["_n"] = valid.sum()
         terms["_chi2"] = (chi2 * valid).sum()
+        terms["_capped_fidelity"] = (capped * valid).sum()
         terms["_n_good"] = (n_good * valid).sum()
         terms["_flag"] = flag
         return terms
@@ -385,6 +405,7 @@ class AutoencoderTrainer:
                 scheduler.step()
             n = terms["_n"].double()
             batch_sums = {"chi2": terms["_chi2"].detach().double(),
+                          "capped_fidelity": terms["_capped_fidelity"].detach().double(),
                           "n_good": terms["_n_good"].double(), "n": n}
             batch_sums.update({k: n * terms[k].detach().double() for k in _LOSS_TERMS
                                if k in terms})
@@ -407,6 +428,7 @@ class AutoencoderTrainer:
             result.update(similarity=total["similarity"] / n, consistency=total["consistency"] / n)
         result["loss"] = (result["fidelity"] + self.similarity_weight * result.get("similarity", 0)
                           + self.consistency_weight * result.get("consistency", 0))
+        result["selection"] = result["loss"] - result["fidelity"] + total["capped_fidelity"] / n
         return {k: float(v) if k != "n" else v for k, v in result.items()}
 
     # -- checkpoints ------------------------------------------------------------------------------
@@ -521,7 +543,7 @@ class AutoencoderTrainer:
             with torch.no_grad():
                 val = self._run_epoch(run.model, run.store, run.val_rows, phase, state.epoch,
                                       run.engine)
-            state.best, state.best_model = val["loss"], _snapshot(run.net)
+            state.best, state.best_model = val["selection"], _snapshot(run.net)
             incoming = kept_epoch(run.history)["epoch"] if run.history else state.epoch - 1
             run.history.append({"epoch": incoming, "phase": PHASES[phase], "start": True,
                                 **{f"val_{k}": v for k, v in val.items()}})
@@ -534,8 +556,8 @@ class AutoencoderTrainer:
             with torch.no_grad():
                 val = self._run_epoch(run.model, run.store, run.val_rows, phase, state.epoch,
                                       run.engine)
-            if val["loss"] < state.best:
-                state.best, state.stale, state.best_model = val["loss"], 0, _snapshot(run.net)
+            if val["selection"] < state.best:
+                state.best, state.stale, state.best_model = val["selection"], 0, _snapshot(run.net)
             else:
                 state.stale += 1
             run.history.append({"epoch": state.epoch, "phase": PHASES[phase],
@@ -543,9 +565,9 @@ class AutoencoderTrainer:
                                 "seconds": time.perf_counter() - tic,
                                 **{f"train_{k}": v for k, v in train.items()},
                                 **{f"val_{k}": v for k, v in val.items()}})
-            logger.info("epoch %d (%s): train loss %.4f, val loss %.4f, val reduced chi2 %.3f",
-                        state.epoch, PHASES[phase], train["loss"], val["loss"],
-                        val["reduced_chi2"])
+            logger.info("epoch %d (%s): train loss %.4f, val loss %.4f (capped %.4f), "
+                        "val reduced chi2 %.3f", state.epoch, PHASES[phase], train["loss"],
+                        val["loss"], val["selection"], val["reduced_chi2"])
             state.epoch += 1
             state.epoch_in_phase += 1
             state.scheduler = scheduler.state_dict()

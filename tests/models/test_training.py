@@ -111,9 +111,32 @@ def test_decoder_phase_keeps_the_encoder_and_refits_the_decoder(synthetic_store,
     assert all(torch.equal(before[k], after[k]) for k in encoder)  # same seed: same two phases
     # the phase keeps its incoming weights unless an epoch beats them on validation
     kept = kept_epoch(trainer.history_)
-    assert kept["val_loss"] == min(r["val_loss"] for r in (start, *epochs))
+    assert kept["val_selection"] == min(r["val_selection"] for r in (start, *epochs))
     assert all(torch.equal(before[k], after[k]) for k in decoder) == bool(kept.get("start"))
     assert all(p.requires_grad for p in trainer.model_.parameters())  # nothing left frozen
+
+
+def test_the_kept_epoch_is_chosen_with_misfits_capped():
+    # an epoch whose plain loss is lower only because one misfit happened to fit better is not
+    # kept; logs from before the cap fall back to the plain loss
+    history = [{"epoch": 0, "phase": "fidelity", "val_loss": 1.39, "val_selection": 0.56},
+               {"epoch": 1, "phase": "fidelity", "val_loss": 1.61, "val_selection": 0.52}]
+    assert kept_epoch(history)["epoch"] == 1
+    assert kept_epoch([{k: v for k, v in r.items() if k != "val_selection"}
+                       for r in history])["epoch"] == 0
+
+
+def test_the_selection_loss_caps_each_object_at_the_cap(synthetic_store, tmp_path):
+    def first_record(cap, out):
+        trainer = AutoencoderTrainer(**{**SETTINGS, "epochs": 1, "selection_cap": cap})
+        return trainer.fit(synthetic_store, tmp_path / out).history_[0]
+
+    above = first_record(1e12, "above")   # a cap above every object: the plain loss
+    assert above["val_selection"] == pytest.approx(above["val_loss"], rel=1e-6)
+    capped = first_record(2.0, "capped")  # the synthetic fits after one epoch are at chi2 ~5
+    assert capped["val_loss"] == pytest.approx(above["val_loss"], rel=1e-6)  # same training
+    assert capped["val_selection"] < 0.9 * capped["val_loss"]
+    assert capped["val_reduced_chi2"] > 2.0
 
 
 def test_auto_batch_size_gives_small_samples_enough_steps():
