@@ -61,6 +61,8 @@ def test_a_step_started_after_the_other_pipeline_ended_gets_all_the_cores(tmp_pa
         return 0
 
     monkeypatch.setattr(demo, "_run_child", child)
-    step = lambda name: demo._Step(name, tmp_path / name, ["info", name])  # noqa: E731
-    demo.run_side_by_side({"a": [step("only")], "b": [step("first"), step("second")]}, cores=4)
+    steps = {name: demo._Step(name, tmp_path / name, ["info", name])
+             for name in ("only", "first", "second")}
+    demo.run_side_by_side({"a": [steps["only"]], "b": [steps["first"], steps["second"]]},
+                          cores=4)
     assert sorted(calls) == [("a", "only", 2), ("b", "first", 2), ("b", "second", 4)]
