@@ -51,6 +51,11 @@ def measure(name: str, src: Path, store: Path, work: Path, target: float, log: P
                    "--refine-steps", "0"] if name == "this" else
              ["evaluate-ae", str(store), "--model", str(model), "--out", str(report)], log)
     evaluation = json.loads(report.read_text())
+    # the log prints 3 decimals (1.2005 reads "1.200"): compare with the full-precision value
+    precise = {row["epoch"]: row["val_reduced_chi2"] for row in map(json.loads, (
+        model / "training_log.jsonl").read_text().splitlines()) if not row.get("start")}
+    for e in epochs:
+        e["val_reduced_chi2"] = precise.get(e["epoch"], e["val_reduced_chi2"])
     reached = next((e["seconds"] for e in epochs if e["val_reduced_chi2"] <= target), None)
     return {"source": str(src), "epochs": epochs, "seconds_to_target": reached,
             "seconds_total": round(total, 1),
