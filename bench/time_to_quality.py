@@ -29,6 +29,8 @@ from pathlib import Path
 
 from reference import ROOT, checkout, specsift  # noqa: E402  (bench/ is on sys.path)
 
+from specsift.models.modeldir import ModelDir
+
 EPOCH = re.compile(r"epoch (\d+) \(([^)]*)\).*val reduced chi2 ([0-9.]+|nan)")
 
 
@@ -52,8 +54,8 @@ def measure(name: str, src: Path, store: Path, work: Path, target: float, log: P
              ["evaluate-ae", str(store), "--model", str(model), "--out", str(report)], log)
     evaluation = json.loads(report.read_text())
     # the log prints 3 decimals (1.2005 reads "1.200"): compare with the full-precision value
-    precise = {row["epoch"]: row["val_reduced_chi2"] for row in map(json.loads, (
-        model / "training_log.jsonl").read_text().splitlines()) if not row.get("start")}
+    precise = {row["epoch"]: row["val_reduced_chi2"] for row in ModelDir(model).training_log()
+               if not row.get("start")}
     for e in epochs:
         e["val_reduced_chi2"] = precise.get(e["epoch"], e["val_reduced_chi2"])
     reached = next((e["seconds"] for e in epochs if e["val_reduced_chi2"] <= target), None)
