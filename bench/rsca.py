@@ -68,7 +68,9 @@ def field_pair_counts(check: PlateCheck, level: float = 0.95) -> dict:
     if n_same and check.other_plate_field_rate > 0:
         ci = binomtest(close, n_same).proportion_ci(level, method="exact")
         interval = [ci.low / check.other_plate_field_rate, ci.high / check.other_plate_field_rate]
-    return {"same_plate_close_field_pairs": close, "same_plate_field_pairs": n_same,
+    return {"same_plate_close_field_pairs": close,
+            "same_plate_close_field_stars": check.n_close_field_stars,
+            "same_plate_field_pairs": n_same,
             "other_plate_field_pairs": n_other, "field_rate_ratio_95ci": interval}
 
 
@@ -88,7 +90,7 @@ def plate_table(ctx, inputs: dict) -> dict:
 
 def print_plate_table(table: dict) -> None:
     print(f"{'recipe':<13}{'input':<20}{'LOCO':>8}{'safe':>8}{'sib s/d':>8}{'p':>9}"
-          f"{'field s/o':>10}  close/pairs  95% CI")
+          f"{'field s/o':>10}  close/pairs (stars)  95% CI")
     for recipe, rows in table.items():
         for name, r in rows.items():
             lo, hi = r["field_rate_ratio_95ci"]
@@ -96,6 +98,7 @@ def print_plate_table(table: dict) -> None:
                   f"{r['same_plate_sibling_ratio']:8.3f}{r['same_plate_sibling_p_value']:9.1e}"
                   f"{r['same_vs_other_plate_field_rate']:10.2f}  "
                   f"{r['same_plate_close_field_pairs']:>4d}/{r['same_plate_field_pairs']:<6d}"
+                  f" ({r['same_plate_close_field_stars']:>3d})"
                   f"  {lo:.2f}-{hi:.2f}")
 
 

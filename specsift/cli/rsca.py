@@ -213,7 +213,8 @@ def run_evaluate(args) -> int:
           f" {plates.n_sibling_pairs[0]} / {plates.n_sibling_pairs[1]} pairs)")
     print(f"field stars inside the sibling radius, member's plate / other plates: "
           f"{plates.same_plate_field_rate:.4f} / {plates.other_plate_field_rate:.4f} = "
-          f"{plates.same_vs_other_plate_field_rate:.2f}")
+          f"{plates.same_vs_other_plate_field_rate:.2f} "
+          f"({plates.n_close_field_stars} distinct field stars behind the same-plate close pairs)")
     return 0
 
 

@@ -42,7 +42,9 @@ class PlateCheck:
     Mann-Whitney p-value. ``same_vs_other_plate_field_rate``: how much more often a field star on
     the member's plate is inside the cluster's median sibling radius than one from another plate
     (pairs passing the RV/A_K cut, pooled over clusters). A metric that measures chemistry has 1
-    for both.
+    for both. ``n_close_field_stars``: the distinct field stars behind the same-plate close
+    pairs (one field star near several members makes several pairs, so the pairs are not
+    independent counts).
     """
 
     same_plate_sibling_ratio: float
@@ -51,6 +53,7 @@ class PlateCheck:
     same_plate_field_rate: float
     other_plate_field_rate: float
     n_field_pairs: tuple[int, int]
+    n_close_field_stars: int = 0
 
     @property
     def same_vs_other_plate_field_rate(self) -> float:
@@ -65,7 +68,8 @@ class PlateCheck:
                 "same_plate_field_rate": self.same_plate_field_rate,
                 "other_plate_field_rate": self.other_plate_field_rate,
                 "same_vs_other_plate_field_rate": self.same_vs_other_plate_field_rate,
-                "field_pairs_same_other_plate": list(self.n_field_pairs)}
+                "field_pairs_same_other_plate": list(self.n_field_pairs),
+                "same_plate_close_field_stars": self.n_close_field_stars}
 
 
 @dataclass
@@ -99,14 +103,15 @@ class DoppelgangerResult:
 
 class ClusterDistances(NamedTuple):
     """Distances of one cluster: sibling pairs and the (member, field) pairs passing the cut;
-    with plates known, whether each pair was observed on one plate and whether its field star
-    is a membership candidate of the cluster (else None)."""
+    with plates known, whether each pair was observed on one plate, whether its field star
+    is a membership candidate of the cluster, and that star's row in the field (else None)."""
 
     sibling: np.ndarray
     field: np.ndarray
     sibling_same_plate: np.ndarray | None = None
     field_same_plate: np.ndarray | None = None
     field_listed: np.ndarray | None = None
+    field_row: np.ndarray | None = None
 
 
 def cluster_distances(members, field_emb, member_v, member_ak, field_v, field_ak,
@@ -126,7 +131,7 @@ def cluster_distances(members, field_emb, member_v, member_ak, field_v, field_ak
     sibling = np.sqrt((diff ** 2).sum(-1))[upper]
     with_plates = member_plates is not None
     m2 = (members ** 2).sum(1)[:, None]
-    kept, same, listed = [], [], []
+    kept, same, listed, row = [], [], [], []
     for start in range(0, len(field_emb), chunk):
         f = np.asarray(field_emb[start:start + chunk], np.float64)
         ok = ((np.abs(member_v[:, None] - field_v[None, start:start + chunk]) < max_dv)
@@ -138,13 +143,15 @@ def cluster_distances(members, field_emb, member_v, member_ak, field_v, field_ak
                 same.append((member_plates[:, None]
                              == field_plates[None, start:start + chunk])[ok])
                 listed.append(np.broadcast_to(field_listed[start:start + chunk], ok.shape)[ok])
+                row.append(start + np.nonzero(ok)[1])
     to_field = np.concatenate(kept) if kept else np.empty(0)
     if not with_plates:
         return ClusterDistances(sibling, to_field)
     return ClusterDistances(sibling, to_field,
                             (member_plates[:, None] == member_plates[None, :])[upper],
                             np.concatenate(same) if same else np.empty(0, bool),
-                            np.concatenate(listed) if listed else np.empty(0, bool))
+                            np.concatenate(listed) if listed else np.empty(0, bool),
+                            np.concatenate(row) if row else np.empty(0, np.int64))
 
 
 def _plate_check(parts: list[ClusterDistances]) -> PlateCheck:
@@ -158,7 +165,7 @@ def _plate_check(parts: list[ClusterDistances]) -> PlateCheck:
     from scipy.stats import mannwhitneyu
 
     sib_same, sib_other = [], []
-    n_same = close_same = expected = n_other = 0.0
+    n_same = close_same = expected = n_other = close_stars = 0.0
     for part in parts:
         radius = np.median(part.sibling)
         scaled = part.sibling / radius
@@ -168,6 +175,7 @@ def _plate_check(parts: list[ClusterDistances]) -> PlateCheck:
         one = part.field_same_plate[~part.field_listed]
         n_same += one.sum()
         close_same += close[one].sum()
+        close_stars += len(np.unique(part.field_row[~part.field_listed][one & close]))
         n_other += (~one).sum()
         if (~one).any():
             expected += one.sum() * close[~one].mean()
@@ -181,7 +189,8 @@ def _plate_check(parts: list[ClusterDistances]) -> PlateCheck:
     nan = float("nan")
     return PlateCheck(ratio, p_value, (len(same), len(other)),
                       float(close_same / n_same) if n_same else nan,
-                      float(expected / n_same) if n_same else nan, (int(n_same), int(n_other)))
+                      float(expected / n_same) if n_same else nan, (int(n_same), int(n_other)),
+                      int(close_stars))
 
 
 def _rates(embed_members, clusters, embed_field, member_v, member_ak, field_v, field_ak,
