@@ -53,7 +53,7 @@ class PlateCheck:
     same_plate_field_rate: float
     other_plate_field_rate: float
     n_field_pairs: tuple[int, int]
-    n_close_field_stars: int = 0
+    n_close_field_stars: int
 
     @property
     def same_vs_other_plate_field_rate(self) -> float:
@@ -165,7 +165,8 @@ def _plate_check(parts: list[ClusterDistances]) -> PlateCheck:
     from scipy.stats import mannwhitneyu
 
     sib_same, sib_other = [], []
-    n_same = close_same = expected = n_other = close_stars = 0.0
+    n_same = close_same = expected = n_other = 0.0
+    close_stars = 0
     for part in parts:
         radius = np.median(part.sibling)
         scaled = part.sibling / radius

@@ -33,8 +33,7 @@ def _plated_stars(offset: float, seed=0, n_field=3000, n_clusters=6, per=10, k=4
     return stars
 
 
-def _plain(stars):
-    s = stars
+def _plain(s):
     X = np.concatenate([s["z_members"], s["z_field"]])
     cluster = np.concatenate([s["clusters"], np.full(len(s["z_field"]), "")])
     return doppelganger_rate(X, cluster, cluster == "",
