@@ -33,7 +33,6 @@ import torch
 from specsift.atomic import atomic_path
 from specsift.metric import RSCA
 from specsift.metric.dataset import load_rsca_data
-from specsift.metric.doppelganger import PlateCheck
 from specsift.metric.experiments import build_context, oracle_latents
 from specsift.metric.fitting import field_obs
 from specsift.metric.rsca import LatentMetric
@@ -56,24 +55,6 @@ def ensure_mock(small: bool, folder: str | None) -> Path:
     return FULL_MOCK
 
 
-def field_pair_counts(check: PlateCheck, level: float = 0.95) -> dict:
-    """Pairs behind the same/other-plate field rate, and an exact (Clopper-Pearson) interval
-    of the ratio: the same-plate rate counts a few close pairs among a few hundred, while the
-    other-plate rate rests on ~100x more pairs and is taken as known."""
-    from scipy.stats import binomtest
-
-    n_same, n_other = check.n_field_pairs
-    close = int(round(check.same_plate_field_rate * n_same)) if n_same else 0
-    interval = [float("nan")] * 2
-    if n_same and check.other_plate_field_rate > 0:
-        ci = binomtest(close, n_same).proportion_ci(level, method="exact")
-        interval = [ci.low / check.other_plate_field_rate, ci.high / check.other_plate_field_rate]
-    return {"same_plate_close_field_pairs": close,
-            "same_plate_close_field_stars": check.n_close_field_stars,
-            "same_plate_field_pairs": n_same,
-            "other_plate_field_pairs": n_other, "field_rate_ratio_95ci": interval}
-
-
 def plate_table(ctx, inputs: dict) -> dict:
     """{recipe: {input: LOCO result with the plate checks}}; ``inputs``: name -> (field
     latents, member latents, their RSCAData)."""
@@ -83,8 +64,7 @@ def plate_table(ctx, inputs: dict) -> dict:
         for name, (zf, zm, data) in inputs.items():
             t0 = time.time()
             result = ctx.loco(zf, zm, data, metric=LatentMetric(plate_robust=robust))
-            table[recipe][name] = dict(result.to_dict(), **field_pair_counts(result.plates),
-                                       seconds=time.time() - t0)
+            table[recipe][name] = dict(result.to_dict(), seconds=time.time() - t0)
     return table
 
 
@@ -94,10 +74,11 @@ def print_plate_table(table: dict) -> None:
     for recipe, rows in table.items():
         for name, r in rows.items():
             lo, hi = r["field_rate_ratio_95ci"]
+            same_plate_pairs = r["field_pairs_same_other_plate"][0]
             print(f"{recipe:<13}{name:<20}{r['global_rate']:8.4f}{r['plate_safe_rate']:8.4f}"
                   f"{r['same_plate_sibling_ratio']:8.3f}{r['same_plate_sibling_p_value']:9.1e}"
                   f"{r['same_vs_other_plate_field_rate']:10.2f}  "
-                  f"{r['same_plate_close_field_pairs']:>4d}/{r['same_plate_field_pairs']:<6d}"
+                  f"{r['same_plate_close_field_pairs']:>4d}/{same_plate_pairs:<6d}"
                   f" ({r['same_plate_close_field_stars']:>3d})"
                   f"  {lo:.2f}-{hi:.2f}")
 

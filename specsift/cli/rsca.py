@@ -207,14 +207,16 @@ def run_evaluate(args) -> int:
     print(f"global doppelganger rate (LOCO, weighted by size): {result.global_rate:.4f} "
           f"({result.n_field} field stars, {result.n_members} members)")
     plates = result.plates
+    low, high = plates.field_rate_ratio_interval()
     print(f"plate-safe rate (field stars from other plates only): {result.plate_safe_rate:.4f}")
     print(f"sibling distance, pairs on one plate / on two plates: "
           f"{plates.same_plate_sibling_ratio:.3f} (Mann-Whitney p = {plates.sibling_p_value:.2g},"
           f" {plates.n_sibling_pairs[0]} / {plates.n_sibling_pairs[1]} pairs)")
     print(f"field stars inside the sibling radius, member's plate / other plates: "
           f"{plates.same_plate_field_rate:.4f} / {plates.other_plate_field_rate:.4f} = "
-          f"{plates.same_vs_other_plate_field_rate:.2f} "
-          f"({plates.n_close_field_stars} distinct field stars behind the same-plate close pairs)")
+          f"{plates.same_vs_other_plate_field_rate:.2f} (95% interval {low:.2f}-{high:.2f}; "
+          f"{plates.n_close_field_pairs} of {plates.n_field_pairs[0]} same-plate pairs, from "
+          f"{plates.n_close_field_stars} distinct field stars)")
     return 0
 
 

@@ -42,9 +42,10 @@ class PlateCheck:
     Mann-Whitney p-value. ``same_vs_other_plate_field_rate``: how much more often a field star on
     the member's plate is inside the cluster's median sibling radius than one from another plate
     (pairs passing the RV/A_K cut, pooled over clusters). A metric that measures chemistry has 1
-    for both. ``n_close_field_stars``: the distinct field stars behind the same-plate close
-    pairs (one field star near several members makes several pairs, so the pairs are not
-    independent counts).
+    for both. ``n_close_field_pairs``: the same-plate pairs inside the radius;
+    ``n_close_field_stars``: the distinct field stars behind them (one field star near several
+    members makes several pairs, so the pairs are not independent counts).
+    :meth:`field_rate_ratio_interval` says how well a few close pairs pin the field ratio down.
     """
 
     same_plate_sibling_ratio: float
@@ -53,6 +54,7 @@ class PlateCheck:
     same_plate_field_rate: float
     other_plate_field_rate: float
     n_field_pairs: tuple[int, int]
+    n_close_field_pairs: int
     n_close_field_stars: int
 
     @property
@@ -60,6 +62,21 @@ class PlateCheck:
         if self.other_plate_field_rate == 0:
             return float("inf") if self.same_plate_field_rate > 0 else float("nan")
         return self.same_plate_field_rate / self.other_plate_field_rate
+
+    def field_rate_ratio_interval(self, level: float = 0.95) -> tuple[float, float]:
+        """Exact (Clopper-Pearson) interval of ``same_vs_other_plate_field_rate``.
+
+        The same-plate rate counts a few close pairs among a few hundred, while the other-plate
+        rate rests on ~100x more pairs and is taken as known. Pairs sharing a field star are
+        treated as independent, so the interval is, if anything, too narrow.
+        """
+        from scipy.stats import binomtest
+
+        n_same = self.n_field_pairs[0]
+        if not n_same or not self.other_plate_field_rate > 0:
+            return float("nan"), float("nan")
+        ci = binomtest(self.n_close_field_pairs, n_same).proportion_ci(level, method="exact")
+        return ci.low / self.other_plate_field_rate, ci.high / self.other_plate_field_rate
 
     def to_dict(self) -> dict:
         return {"same_plate_sibling_ratio": self.same_plate_sibling_ratio,
@@ -69,7 +86,9 @@ class PlateCheck:
                 "other_plate_field_rate": self.other_plate_field_rate,
                 "same_vs_other_plate_field_rate": self.same_vs_other_plate_field_rate,
                 "field_pairs_same_other_plate": list(self.n_field_pairs),
-                "same_plate_close_field_stars": self.n_close_field_stars}
+                "same_plate_close_field_pairs": self.n_close_field_pairs,
+                "same_plate_close_field_stars": self.n_close_field_stars,
+                "field_rate_ratio_95ci": list(self.field_rate_ratio_interval())}
 
 
 @dataclass
@@ -191,7 +210,7 @@ def _plate_check(parts: list[ClusterDistances]) -> PlateCheck:
     return PlateCheck(ratio, p_value, (len(same), len(other)),
                       float(close_same / n_same) if n_same else nan,
                       float(expected / n_same) if n_same else nan, (int(n_same), int(n_other)),
-                      int(close_stars))
+                      int(close_same), int(close_stars))
 
 
 def _rates(embed_members, clusters, embed_field, member_v, member_ak, field_v, field_ak,

@@ -81,7 +81,8 @@ def test_evaluate_json_has_loco_rates(fitted, mock_apogee_dir, capsys):
     result = json.loads(capsys.readouterr().out)
     assert {"global_rate", "per_cluster", "n_field", "n_members"} <= set(result)
     assert {"plate_safe_rate", "same_plate_sibling_ratio", "same_vs_other_plate_field_rate",
-            "same_plate_close_field_stars"} <= set(result)   # the mock's allStar has plates
+            "same_plate_close_field_stars", "same_plate_close_field_pairs",
+            "field_rate_ratio_95ci"} <= set(result)   # the mock's allStar has plates
     assert 0 <= result["global_rate"] < 0.5
     sizes = result["cluster_sizes"]
     weighted = sum(sizes[c] * r for c, r in result["per_cluster"].items()) / sum(
@@ -95,7 +96,7 @@ def test_evaluate_text_reports_the_plate_check(fitted, mock_apogee_dir, capsys):
                  "--spectra", str(mock_apogee_dir / "spectra-mock.fits"), "--skip-empty"]) == 0
     out = capsys.readouterr().out
     assert "plate-safe rate" in out and "pairs on one plate / on two plates" in out
-    assert "distinct field stars behind the same-plate close pairs" in out
+    assert "95% interval" in out and "distinct field stars)" in out
 
 
 def test_abundance_model_round_trip(mock_apogee_dir, tmp_path, capsys):

@@ -55,7 +55,7 @@ def test_plate_check_sees_a_shared_offset_and_nothing_without_one():
 def test_close_field_stars_are_the_distinct_stars_behind_the_close_pairs():
     s = _plated_stars(offset=1.5)
     check = _plain(s).plates
-    stars = set()
+    stars, n_pairs = set(), 0
     for name in np.unique(s["clusters"]):
         idx = np.flatnonzero(s["clusters"] == name)
         m = s["z_members"][idx]
@@ -64,10 +64,28 @@ def test_close_field_stars_are_the_distinct_stars_behind_the_close_pairs():
         ok = ((np.abs(s["member_v"][idx][:, None] - s["field_v"][None]) < 5)
               & (np.abs(s["member_ak"][idx][:, None] - s["field_ak"][None]) < 0.05))
         same = s["member_plates"][idx][:, None] == s["field_plates"][None]
-        stars |= {(name, j) for j in np.nonzero(ok & same & (d < np.median(sib)))[1]}
-    close_pairs = round(check.same_plate_field_rate * check.n_field_pairs[0])
+        close = ok & same & (d < np.median(sib))
+        stars |= {(name, j) for j in np.nonzero(close)[1]}
+        n_pairs += close.sum()
+    assert check.n_close_field_pairs == n_pairs
+    assert check.n_close_field_pairs == round(check.same_plate_field_rate * check.n_field_pairs[0])
     assert check.n_close_field_stars == len(stars)
-    assert 0 < check.n_close_field_stars <= close_pairs
+    assert 0 < check.n_close_field_stars <= check.n_close_field_pairs
+
+
+def test_field_rate_ratio_interval_is_exact_binomial_over_the_other_plate_rate():
+    from scipy.stats import binomtest
+
+    check = _plain(_plated_stars(offset=1.5)).plates
+    low, high = check.field_rate_ratio_interval()
+    assert low < check.same_vs_other_plate_field_rate < high
+    ci = binomtest(check.n_close_field_pairs, check.n_field_pairs[0]).proportion_ci(
+        0.9, method="exact")
+    assert check.field_rate_ratio_interval(0.9) == pytest.approx(
+        (ci.low / check.other_plate_field_rate, ci.high / check.other_plate_field_rate))
+    assert check.to_dict()["field_rate_ratio_95ci"] == [low, high]
+    narrow_low, narrow_high = check.field_rate_ratio_interval(0.5)
+    assert low < narrow_low < narrow_high < high
 
 
 def test_plate_covariance_is_zero_without_systematics_and_finds_the_shared_direction():
