@@ -63,10 +63,9 @@ def plate_covariance(y: np.ndarray, plates, vhelio, ak, max_dv: float = 2.0,
     by ``2 C``, with ``S`` the shared covariance; so ``S = (E_two[dd^T] - E_one[dd^T]) / 2``.
     Only eigen-directions of ``S`` above the ``level`` quantile of its largest eigenvalue after
     shuffling the plates among the field stars (``n_permutations`` times) are kept, so that a
-    representation without systematics gets ``S = 0`` (200 shuffles: with 20, the 0.99 quantile
-    is the largest of 20, and one fit in ~20 keeps a spurious direction, as the true abundances of
-    the seed-303 mock did). At most ``max_pairs`` pairs on two
-    plates are used (a random subset). Returns (K, K).
+    representation without systematics gets ``S = 0``. Why 200 shuffles: with 20, the 0.99
+    quantile is simply their maximum, and about one fit in 20 keeps a spurious direction.
+    At most ``max_pairs`` pairs on two plates are used (a random subset). Returns (K, K).
     """
     y = np.asarray(y, np.float64)
     k = y.shape[1]
