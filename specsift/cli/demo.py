@@ -40,10 +40,13 @@ def register(subparsers) -> None:
                         help="mock MWS stars (3000: the star model's validation chi2 settles "
                              "below 1.5 only from about 2,000 training stars; docs/autoencoder.md)")
     parser.add_argument("--n-field", type=int, default=2000, help="mock APOGEE field giants")
-    parser.add_argument("--galaxy-epochs", type=int, default=24,
-                        help="galaxy autoencoder epochs (24: the demo's 2,122 training galaxies "
+    parser.add_argument("--galaxy-epochs", type=int, default=20,
+                        help="galaxy autoencoder epochs (20: the demo's 2,122 training galaxies "
                              "take 34 steps an epoch, and at train-ae's 16 one galaxy in 17 was "
                              "called a star; docs/autoencoder.md)")
+    parser.add_argument("--galaxy-phase1-fraction", type=float, default=0.7,
+                        help="share of the galaxy epochs in phase 1 (0.7: 14 of 20; a phase-2 "
+                             "epoch takes 1.6x as long and costs fidelity)")
     parser.add_argument("--star-epochs", type=int, default=AUTOENCODER.epochs,
                         help=f"star autoencoder epochs (train-ae's {AUTOENCODER.epochs})")
     parser.add_argument("--seed", type=int, default=0)
@@ -149,10 +152,11 @@ def run(args: argparse.Namespace) -> int:
     common = ["--seed", str(args.seed), "--device", args.device]
     epochs = {"galaxy": args.galaxy_epochs, "star": args.star_epochs}
     stores, models = out / "stores", out / "models"
-    for sample in ("bgs", "mws", "all"):
-        _step(_Step(f"ingest {sample}", stores / sample,
-                    ["ingest", "--survey", "desi", "--sample", sample, str(desi),
-                     "--out", str(stores / sample)]))
+
+    def ingest(sample: str) -> _Step:
+        return _Step(f"ingest {sample}", stores / sample,
+                     ["ingest", "--survey", "desi", "--sample", sample, str(desi),
+                      "--out", str(stores / sample)])
     rsca = out / "rsca"
     inputs = ["--allstar", str(apogee / "allStar-mock.fits"),
               "--occam", str(apogee / "occam_member-mock.fits"),
@@ -161,18 +165,23 @@ def run(args: argparse.Namespace) -> int:
     for sample, name in (("bgs", "galaxy"), ("mws", "star")):
         model = models / name
         pipelines[name] = [
+            ingest(sample),
             _Step(f"train {name} autoencoder", model / "autoencoder.safetensors",
                   ["train-ae", str(stores / sample), "--out", str(model), *common,
-                   "--epochs", str(epochs[name])]),
+                   "--epochs", str(epochs[name]),
+                   *(["--phase1-fraction", str(args.galaxy_phase1_fraction)]
+                     if name == "galaxy" else [])]),
             _Step(f"train {name} flow", model / "flow.safetensors",
                   ["train-flow", str(stores / sample), "--model", str(model), *common,
                    *(["--no-outlier-calibration"] if name == "star" else [])])]
-    # RSCA needs neither autoencoder: it follows the star model, which trains faster
+    # RSCA needs neither autoencoder, and the store to score is needed only once both models
+    # are trained: they follow the star model, which trains faster, off the galaxy's path
     pipelines["star"] += [
         _Step("rsca fit", rsca / "model", ["rsca", "fit", *inputs, "--out", str(rsca / "model")]),
         _Step("rsca evaluate", rsca / "evaluation.json",
               ["rsca", "evaluate", str(rsca / "model"), *inputs, "--skip-empty",
-               "--out", str(rsca / "evaluation.json")])]
+               "--out", str(rsca / "evaluation.json")]),
+        ingest("all")]
     run_side_by_side(pipelines)
     catalog = out / "catalog.parquet"
     # a child process of its own: scoring after the training ran at 55-91 s in this process,

@@ -187,6 +187,7 @@ def run_transform(args) -> int:
 
 
 def run_evaluate(args) -> int:
+    from ..metric.doppelganger import WIDE_CLUSTER
     from ..metric.fitting import evaluate_rsca
     from ..metric.persist import load_model
 
@@ -202,10 +203,19 @@ def run_evaluate(args) -> int:
         print(json.dumps(out, indent=1))
         return 0
     width = max(len(k) for k in result.per_cluster)
+    spread = result.sibling_radius_ratio()
     for name, rate in sorted(result.per_cluster.items()):
-        print(f"{name:<{width}}  {result.sizes[name]:3d} members  rate {rate:.4f}")
+        print(f"{name:<{width}}  {result.sizes[name]:3d} members  rate {rate:.4f}  "
+              f"sibling radius {spread[name]:4.1f}x the median cluster's")
     print(f"global doppelganger rate (LOCO, weighted by size): {result.global_rate:.4f} "
           f"({result.n_field} field stars, {result.n_members} members)")
+    wide = result.wide_clusters()
+    if wide:
+        listed = ", ".join(f"{name} ({ratio:.0f}x)" for name, ratio in sorted(wide.items()))
+        print(f"siblings spread {WIDE_CLUSTER:g}x or more wider than in the median cluster: "
+              f"{listed}. The metric fitted on the other clusters does not bring these "
+              "siblings together, often because their members are of a type the other "
+              "clusters lack; read their rates with that in mind (docs/rsca.md)")
     plates = result.plates
     low, high = plates.field_rate_ratio_interval()
     print(f"plate-safe rate (field stars from other plates only): {result.plate_safe_rate:.4f}")

@@ -88,6 +88,9 @@ def test_evaluate_json_has_loco_rates(fitted, mock_apogee_dir, capsys):
     weighted = sum(sizes[c] * r for c, r in result["per_cluster"].items()) / sum(
         sizes[c] for c in result["per_cluster"])
     assert result["global_rate"] == pytest.approx(weighted)
+    ratio = result["sibling_radius_ratio"]
+    assert set(ratio) == set(result["per_cluster"]) and np.median(list(ratio.values())) == pytest.approx(1.0)
+    assert result["wide_clusters"] == sorted(c for c, r in ratio.items() if r >= 3)
 
 
 def test_evaluate_text_reports_the_plate_check(fitted, mock_apogee_dir, capsys):
@@ -97,6 +100,7 @@ def test_evaluate_text_reports_the_plate_check(fitted, mock_apogee_dir, capsys):
     out = capsys.readouterr().out
     assert "plate-safe rate" in out and "pairs on one plate / on two plates" in out
     assert "95% interval" in out and "distinct field stars)" in out
+    assert out.count("x the median cluster's") == out.count(" members  rate ") > 1
 
 
 def test_abundance_model_round_trip(mock_apogee_dir, tmp_path, capsys):

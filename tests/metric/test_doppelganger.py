@@ -45,6 +45,19 @@ def test_plain_rate_matches_reference_on_mock_rsca_space(mock_rsca):
     assert ours.per_cluster == pytest.approx(ref_per, abs=1e-12)
 
 
+def test_a_cluster_spread_like_the_field_is_called_wide():
+    X, cluster, is_field, vhelio, ak = _stars(seed=3)
+    spread = cluster == "C4"
+    X = X.copy()
+    X[spread] = X[spread].mean(0) + 1.5 * np.random.default_rng(1).normal(size=(spread.sum(), 4))
+    result = doppelganger_rate(X, cluster, is_field, vhelio, ak)
+    ratio = result.sibling_radius_ratio()
+    assert ratio["C4"] > 3 and max(v for k, v in ratio.items() if k != "C4") < 2
+    assert result.wide_clusters() == pytest.approx({"C4": ratio["C4"]})
+    assert result.to_dict()["wide_clusters"] == ["C4"]
+    assert result.per_cluster["C4"] > 5 * max(v for k, v in result.per_cluster.items() if k != "C4")
+
+
 def test_rv_and_extinction_cut_removes_pairs():
     X, cluster, is_field, vhelio, ak = _stars()
     wide = doppelganger_rate(X, cluster, is_field, vhelio, ak, max_dv=1e9, max_dak=1e9)
