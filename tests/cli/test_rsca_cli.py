@@ -89,7 +89,8 @@ def test_evaluate_json_has_loco_rates(fitted, mock_apogee_dir, capsys):
         sizes[c] for c in result["per_cluster"])
     assert result["global_rate"] == pytest.approx(weighted)
     ratio = result["sibling_radius_ratio"]
-    assert set(ratio) == set(result["per_cluster"]) and np.median(list(ratio.values())) == pytest.approx(1.0)
+    assert set(ratio) == set(result["per_cluster"])
+    assert np.median(list(ratio.values())) == pytest.approx(1.0)
     assert result["wide_clusters"] == sorted(c for c, r in ratio.items() if r >= 3)
 
 
