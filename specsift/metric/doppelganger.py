@@ -195,8 +195,9 @@ def cluster_distances(members, field_emb, member_v, member_ak, field_v, field_ak
                             np.concatenate(row) if row else np.empty(0, np.int64))
 
 
-def _plate_check(parts: list[ClusterDistances]) -> PlateCheck:
-    """Pool the per-cluster distances (in units of each cluster's median sibling distance).
+def _plate_check(parts: list[ClusterDistances], radii: list[float]) -> PlateCheck:
+    """Pool the per-cluster distances (in units of each cluster's median sibling distance,
+    ``radii``, one per part).
 
     The other-plate field rate is standardised to the same-plate pairs: each cluster's
     other-plate rate weighted by its number of same-plate pairs, so clusters with a high rate
@@ -208,8 +209,7 @@ def _plate_check(parts: list[ClusterDistances]) -> PlateCheck:
     sib_same, sib_other = [], []
     n_same = close_same = expected = n_other = 0.0
     close_stars = 0
-    for part in parts:
-        radius = np.median(part.sibling)
+    for part, radius in zip(parts, radii):
         scaled = part.sibling / radius
         sib_same.append(scaled[part.sibling_same_plate])
         sib_other.append(scaled[~part.sibling_same_plate])
@@ -287,7 +287,7 @@ def _rates(embed_members, clusters, embed_field, member_v, member_ak, field_v, f
         w = np.array([sizes[k] for k in rated], np.float64)
         result.plate_safe_rate = (float(np.dot(w, [safe[k] for k in rated]) / w.sum())
                                   if rated else float("nan"))
-        result.plates = _plate_check(parts)
+        result.plates = _plate_check(parts, [radius[name] for name in per])
     return result
 
 
