@@ -40,6 +40,7 @@ def register(subparsers) -> None:
                              "32, from 16 to 128, so small samples still take enough steps)")
     add_options_from(parser, DEFAULTS, {
         "--lr": "peak learning rate",
+        "--warmup-fraction": "share of phase 1 spent warming the learning rate up to its peak",
         "--phase2-lr": "phase-2 peak learning rate as a fraction of --lr; gentler keeps the "
                        "phase-1 fidelity",
         "--patience": "early-stopping patience in epochs",
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         latents=args.latents, size=args.size, epochs=args.epochs,
         widths={"rest_step": args.rest_step} if args.rest_step else None,
         phase1_fraction=args.phase1_fraction, batch_size=args.batch_size, lr=args.lr,
-        phase2_lr=args.phase2_lr,
+        warmup_fraction=args.warmup_fraction, phase2_lr=args.phase2_lr,
         patience=args.patience, selection_cap=args.selection_cap,
         similarity_weight=args.similarity_weight,
         consistency_weight=args.consistency_weight, decoder_epochs=args.decoder_epochs,

@@ -258,6 +258,8 @@ class AutoencoderTrainer:
         batch_size: spectra per optimisation step; None: :func:`auto_batch_size` of the train
             split (a small sample then still takes enough steps per epoch to converge).
         lr: peak learning rate of the one-cycle schedule (phase 2 uses ``lr * phase2_lr``).
+        warmup_fraction: share of phase 1 spent raising the learning rate to its peak (the
+            later phases keep torch's 0.3); a short warm-up reaches a good fit epochs sooner.
         weight_decay: AdamW weight decay.
         clip: gradient-norm clipping threshold.
         patience: epochs without validation improvement before a phase stops early.
@@ -286,6 +288,7 @@ class AutoencoderTrainer:
                  widths: dict | None = None, epochs: int = DEFAULTS.epochs,
                  phase1_fraction: float = DEFAULTS.phase1_fraction,
                  batch_size: int | None = None, lr: float = DEFAULTS.lr,
+                 warmup_fraction: float = DEFAULTS.warmup_fraction,
                  phase2_lr: float = DEFAULTS.phase2_lr,
                  weight_decay: float = DEFAULTS.weight_decay, clip: float = DEFAULTS.clip,
                  patience: int = DEFAULTS.patience,
@@ -305,6 +308,7 @@ class AutoencoderTrainer:
         self.phase1_fraction = phase1_fraction
         self.batch_size = batch_size
         self.lr = lr
+        self.warmup_fraction = warmup_fraction
         self.phase2_lr = phase2_lr
         self.weight_decay = weight_decay
         self.clip = clip
@@ -327,7 +331,7 @@ class AutoencoderTrainer:
     def _settings(self) -> dict:
         """The parameters that define the run (a resumed run must use the same ones)."""
         keys = ("latents", "size", "widths", "epochs", "phase1_fraction", "batch_size", "lr",
-                "phase2_lr", "weight_decay", "clip", "patience", "selection_cap",
+                "warmup_fraction", "phase2_lr", "weight_decay", "clip", "patience", "selection_cap",
                 "similarity_weight", "consistency_weight", "decoder_epochs", "augment_shift",
                 "augment_noise", "augment_fraction", "seed")
         return {k: getattr(self, k) for k in keys}
@@ -531,7 +535,8 @@ class AutoencoderTrainer:
             run.pending_optimizer = None
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             run.optimizer, max_lr=self.lr * (1 if phase == 0 else self.phase2_lr),
-            total_steps=max(n_epochs, 1) * run.steps)
+            total_steps=max(n_epochs, 1) * run.steps,
+            pct_start=self.warmup_fraction if PHASES[phase] == "fidelity" else 0.3)
         if state.scheduler is not None:  # resumed mid-phase
             # after creating the scheduler, which resets the learning rate and momentum
             run.optimizer.load_state_dict(run.pending_optimizer)

@@ -144,3 +144,12 @@ def test_auto_batch_size_gives_small_samples_enough_steps():
     assert auto_batch_size(14000) == 128        # a survey sample keeps the largest batch
     assert auto_batch_size(100) == 16
     assert all(auto_batch_size(n) in (16, 32, 64, 128) for n in range(1, 20000, 97))
+
+
+@pytest.mark.parametrize("warmup, peak_epoch", [(0.25, 0), (0.75, 2)])
+def test_the_learning_rate_peaks_after_the_warmup_fraction_of_phase_1(synthetic_store, tmp_path,
+                                                                     warmup, peak_epoch):
+    settings = {**SETTINGS, "epochs": 4, "phase1_fraction": 1.0, "warmup_fraction": warmup}
+    history = AutoencoderTrainer(**settings).fit(synthetic_store, tmp_path).history_
+    assert [r["phase"] for r in history] == ["fidelity"] * 4
+    assert int(np.argmax([r["lr"] for r in history])) == peak_epoch
