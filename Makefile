@@ -18,7 +18,7 @@ demo: venv
 	$(BIN)/specsift demo --out $(DEMO_DIR)
 
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

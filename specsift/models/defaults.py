@@ -23,7 +23,7 @@ class AutoencoderDefaults:
     epochs: int = 16
     phase1_fraction: float = 0.6
     lr: float = 2e-3
-    warmup_fraction: float = 0.1
+    warmup_fraction: float = 0.3
     phase2_lr: float = 0.5
     weight_decay: float = 1e-4
     clip: float = 1.0
